@@ -1,0 +1,551 @@
+"""Ainsite (Smarteo) MQTT meter readings: topics, payload parsing and a reconnecting client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import random
+import ssl
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final, cast
+
+import aiomqtt
+
+_LOGGER = logging.getLogger(__name__)
+
+DEFAULT_PORT: Final = 8883
+DEFAULT_KEEPALIVE: Final = 60
+TOPIC_PREFIX: Final = "meters/outbound"
+QOS: Final = 1
+
+MAX_PAYLOAD_BYTES: Final = 64 * 1024
+MAX_ABS_VALUE: Final = 1e15
+MIN_TIMESTAMP: Final = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
+MAX_FUTURE_SECONDS: Final = 86400.0
+_REPR_LIMIT: Final = 200
+
+# MQTT 3.1.1 CONNACK return codes 4 and 5, and the MQTT 5 reason codes paho maps them to.
+_AUTH_CONNACK_CODES: Final = frozenset({4, 5, 0x86, 0x87})
+_AUTH_CONNACK_NAMES: Final = frozenset({"bad user name or password", "not authorized"})
+_SUBACK_FAILURE: Final = 0x80
+
+
+class AinsiteError(Exception):
+    """Base error of the Ainsite MQTT client."""
+
+
+class AinsiteAuthError(AinsiteError):
+    """The broker refused the username or password."""
+
+
+class AinsiteConnectionError(AinsiteError):
+    """The broker could not be reached, TLS failed or the connection was lost."""
+
+
+class AinsiteSubscribeError(AinsiteError):
+    """The broker refused the subscription (SUBACK return code 0x80)."""
+
+
+# --- topics ---------------------------------------------------------------------------
+
+
+def _check_id(name: str, value: str) -> None:
+    """Raise ValueError unless value can be one level of a topic filter."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{name} must be a non-empty string")
+    if any(char in value for char in "/+#\x00"):
+        raise ValueError(f"{name} must not contain '/', '+', '#' or NUL")
+
+
+def subscription_filter(customer_id: str, subscription_id: str | None) -> str:
+    """Return the topic filter for a customer and one subscription (None or "": all of them)."""
+    _check_id("customer_id", customer_id)
+    if subscription_id:
+        _check_id("subscription_id", subscription_id)
+    return f"{TOPIC_PREFIX}/{customer_id}/{subscription_id or '+'}/+"
+
+
+def parse_topic(topic: str) -> tuple[str, str, str] | None:
+    """Return (customer, subscription, meter) of a reading topic, or None."""
+    parts = topic.split("/")
+    if len(parts) != 5 or parts[0] != "meters" or parts[1] != "outbound":
+        return None
+    customer, subscription, meter = parts[2], parts[3], parts[4]
+    if not customer or not subscription or not meter:
+        return None
+    return customer, subscription, meter
+
+
+# --- payloads -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One meter register reading."""
+
+    register_id: str
+    value: float
+    timestamp: datetime
+    start: datetime | None
+    version: int
+
+
+@dataclass(slots=True)
+class ParseStats:
+    """How many payloads were accepted, and rejected by reason."""
+
+    accepted: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+
+
+class _Reject(Exception):  # noqa: N818
+    """A payload is rejected for the given reason."""
+
+    def __init__(self, reason: str) -> None:
+        """Store the reason."""
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _number(raw: Any) -> float:
+    """Return a finite, plausible float from a JSON value."""
+    if raw is None:
+        raise _Reject("missing_value")
+    if isinstance(raw, bool):
+        raise _Reject("invalid_value")
+    if isinstance(raw, float):
+        value = raw
+    elif isinstance(raw, int):
+        if abs(raw) > MAX_ABS_VALUE:
+            raise _Reject("absurd_value")
+        value = float(raw)
+    elif isinstance(raw, str):
+        try:
+            value = float(raw)
+        except ValueError:
+            raise _Reject("invalid_value") from None
+    else:
+        raise _Reject("invalid_value")
+    if not math.isfinite(value):
+        raise _Reject("non_finite_value")
+    if abs(value) > MAX_ABS_VALUE:
+        raise _Reject("absurd_value")
+    return value
+
+
+def _register(raw: Any) -> str:
+    """Return a register id as a string: 2, 2.0 and "2" all give "2"."""
+    if raw is None:
+        raise _Reject("missing_register")
+    if isinstance(raw, bool):
+        raise _Reject("invalid_register")
+    if isinstance(raw, int):
+        return str(raw)
+    if isinstance(raw, float):
+        if raw.is_integer():
+            return str(int(raw))
+        raise _Reject("invalid_register")
+    if isinstance(raw, str):
+        text = raw.strip()
+        if not text or len(text) > 64:
+            raise _Reject("invalid_register")
+        if text.isdigit():
+            return str(int(text))
+        return text
+    raise _Reject("invalid_register")
+
+
+def _timestamp(raw: Any, now: float) -> datetime:
+    """Return an aware UTC datetime from an ISO-8601 string within the plausible range."""
+    if raw is None:
+        raise _Reject("missing_timestamp")
+    if not isinstance(raw, str) or len(raw) > 64:
+        raise _Reject("invalid_timestamp")
+    try:
+        parsed = datetime.fromisoformat(raw)
+    except ValueError:
+        raise _Reject("invalid_timestamp") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    elif parsed.utcoffset():
+        parsed = parsed.astimezone(UTC)
+    else:
+        parsed = parsed.replace(tzinfo=UTC)
+    epoch = parsed.timestamp()
+    if epoch < MIN_TIMESTAMP:
+        raise _Reject("timestamp_too_old")
+    if epoch > now + MAX_FUTURE_SECONDS:
+        raise _Reject("timestamp_in_future")
+    return parsed
+
+
+def _decode(payload: bytes | str, now: float) -> Reading:
+    """Return the reading in a payload or raise _Reject."""
+    if isinstance(payload, (bytes, bytearray, memoryview)):
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            raise _Reject("too_large")
+        try:
+            text = bytes(payload).decode("utf-8")
+        except UnicodeDecodeError:
+            raise _Reject("not_utf8") from None
+    elif isinstance(payload, str):
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            raise _Reject("too_large")
+        text = payload
+    else:
+        raise _Reject("not_bytes")
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        raise _Reject("not_json") from None
+    if not isinstance(data, dict):
+        raise _Reject("not_object")
+    version = data.get("smarteo_payload_schema_version")
+    if version is None:
+        raise _Reject("missing_version")
+    if isinstance(version, bool):
+        raise _Reject("unknown_version")
+    if version in {1, "1"}:
+        return Reading(
+            register_id=_register(data.get("register_id")),
+            value=_number(data.get("meter_reading")),
+            timestamp=_timestamp(data.get("data_timestamp_utc"), now),
+            start=None,
+            version=1,
+        )
+    if version in {2, "2"}:
+        register_id = _register(data.get("register_id"))
+        value = _number(data.get("value"))
+        start = _timestamp(data.get("measurement_start_timestamp_utc"), now)
+        end = _timestamp(data.get("measurement_end_timestamp_utc"), now)
+        if end < start:
+            raise _Reject("end_before_start")
+        return Reading(register_id=register_id, value=value, timestamp=end, start=start, version=2)
+    raise _Reject("unknown_version")
+
+
+def parse_payload(payload: bytes | str, stats: ParseStats | None = None) -> Reading | None:
+    """Return the reading in an Ainsite payload (schema 1 or 2), or None if it is rejected."""
+    try:
+        reading = _decode(payload, time.time())
+    except _Reject as err:
+        if stats is not None:
+            stats.rejected[err.reason] += 1
+        if _LOGGER.isEnabledFor(logging.DEBUG):
+            _LOGGER.debug("Rejected Ainsite payload (%s): %.200r", err.reason, payload)
+        return None
+    except Exception:  # never let a payload break the caller
+        if stats is not None:
+            stats.rejected["error"] += 1
+        _LOGGER.debug("Rejected Ainsite payload (error): %.200r", payload, exc_info=True)
+        return None
+    if stats is not None:
+        stats.accepted += 1
+    return reading
+
+
+class _QuietLogger(logging.LoggerAdapter[logging.Logger]):
+    """Log paho's and aiomqtt's messages at DEBUG: outages are reported through callbacks."""
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        """Log at DEBUG whatever the level."""
+        super().log(logging.DEBUG, msg, *args, **kwargs)
+
+
+_MQTT_LOGGER: Final = cast(logging.Logger, _QuietLogger(_LOGGER.getChild("mqtt")))
+
+
+# --- broker errors --------------------------------------------------------------------
+
+
+def _reason_code(error: aiomqtt.MqttCodeError) -> int | None:
+    """Return the numeric return/reason code of an aiomqtt error."""
+    rc: Any = error.rc
+    if rc is None:
+        return None
+    value = getattr(rc, "value", rc)
+    return value if isinstance(value, int) else None
+
+
+def _is_auth_failure(error: aiomqtt.MqttError) -> bool:
+    """Whether a connect error is the broker refusing the credentials."""
+    if isinstance(error, aiomqtt.MqttCodeError):
+        if _reason_code(error) in _AUTH_CONNACK_CODES:
+            return True
+        name = str(getattr(error.rc, "getName", lambda: "")()).lower()
+        if name in _AUTH_CONNACK_NAMES:
+            return True
+    text = str(error).lower()
+    return any(name in text for name in _AUTH_CONNACK_NAMES)
+
+
+def _connect_error(error: aiomqtt.MqttError) -> AinsiteError:
+    """Translate an aiomqtt connect error into an Ainsite error."""
+    if _is_auth_failure(error):
+        return AinsiteAuthError(f"Broker refused the credentials: {error}")
+    return AinsiteConnectionError(f"Cannot connect to the broker: {error}")
+
+
+def _granted_failed(granted: Any) -> bool:
+    """Whether a SUBACK's granted QoS list holds a failure (0x80 or above)."""
+    codes = granted if isinstance(granted, (list, tuple)) else [granted]
+    if not codes:
+        return True
+    for code in codes:
+        value = getattr(code, "value", code)
+        if not isinstance(value, int) or value >= _SUBACK_FAILURE:
+            return True
+    return False
+
+
+def _make_client(
+    host: str,
+    port: int,
+    username: str,
+    password: str,
+    client_id: str,
+    tls_context: ssl.SSLContext | None,
+    keepalive: int,
+    timeout: float,
+) -> aiomqtt.Client:
+    """Return an MQTT 3.1.1 client with a persistent session."""
+    return aiomqtt.Client(
+        host,
+        port,
+        username=username,
+        password=password,
+        identifier=client_id,
+        protocol=aiomqtt.ProtocolVersion.V311,
+        clean_session=False,
+        keepalive=keepalive,
+        tls_context=tls_context,
+        timeout=timeout,
+        logger=_MQTT_LOGGER,
+    )
+
+
+async def _subscribe(client: aiomqtt.Client, topic_filter: str) -> None:
+    """Subscribe at QoS 1 and raise AinsiteSubscribeError if the broker refuses."""
+    granted = await client.subscribe(topic_filter, qos=QOS)
+    if _granted_failed(granted):
+        raise AinsiteSubscribeError(f"Broker refused the subscription to {topic_filter}: {granted}")
+
+
+async def async_validate(
+    host: str,
+    port: int,
+    username: str,
+    password: str,
+    client_id: str,
+    customer_id: str,
+    subscription_id: str | None,
+    tls_context: ssl.SSLContext | None,
+    timeout: float = 10,
+) -> None:
+    """Connect, subscribe at QoS 1 (creating the persistent session) and disconnect."""
+    topic_filter = subscription_filter(customer_id, subscription_id)
+    client = _make_client(
+        host, port, username, password, client_id, tls_context, DEFAULT_KEEPALIVE, timeout
+    )
+    try:
+        async with asyncio.timeout(timeout):
+            try:
+                await client.__aenter__()
+            except aiomqtt.MqttError as err:
+                raise _connect_error(err) from err
+            try:
+                await _subscribe(client, topic_filter)
+            except aiomqtt.MqttError as err:
+                raise AinsiteConnectionError(f"Subscription failed: {err}") from err
+            finally:
+                with contextlib.suppress(aiomqtt.MqttError):
+                    await client.__aexit__(None, None, None)
+    except TimeoutError as err:
+        raise AinsiteConnectionError(f"Timed out talking to {host}:{port}") from err
+    except (OSError, ssl.SSLError) as err:
+        raise AinsiteConnectionError(f"Cannot connect to {host}:{port}: {err}") from err
+
+
+# --- reconnecting connection ----------------------------------------------------------
+
+
+class AinsiteConnection:
+    """A persistent-session MQTT subscription that reconnects by itself."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        username: str,
+        password: str,
+        client_id: str,
+        customer_id: str,
+        subscription_id: str | None,
+        tls_context: ssl.SSLContext | None,
+        on_message: Callable[[str, bytes], None],
+        on_connected: Callable[[], None],
+        on_disconnected: Callable[[Exception | None], None],
+        *,
+        backoff_initial: float = 1.0,
+        backoff_max: float = 60.0,
+        keepalive: int = DEFAULT_KEEPALIVE,
+        timeout: float = 10.0,
+    ) -> None:
+        """Store the settings; run() connects."""
+        self.host = host
+        self.port = port
+        self.client_id = client_id
+        self.topic_filter = subscription_filter(customer_id, subscription_id)
+        self._username = username
+        self._password = password
+        self._tls_context = tls_context
+        self._on_message = on_message
+        self._on_connected = on_connected
+        self._on_disconnected = on_disconnected
+        self._backoff_initial = backoff_initial
+        self._backoff_max = backoff_max
+        self._keepalive = keepalive
+        self._timeout = timeout
+        self._random = random.Random()  # noqa: S311 - jitter, not security
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._in_outage = False
+        self._subscribed = False
+        self.connected = False
+        self.connects = 0
+        self.messages = 0
+        self.callback_errors = 0
+        self.last_error: Exception | None = None
+
+    def __repr__(self) -> str:
+        """Describe the connection without its credentials."""
+        return (
+            f"<AinsiteConnection {self.client_id}@{self.host}:{self.port} "
+            f"{self.topic_filter} connected={self.connected}>"
+        )
+
+    def _next_delay(self, attempt: int) -> float:
+        """Return a full-jitter delay for the given failed attempt (0-based)."""
+        ceiling = min(self._backoff_max, self._backoff_initial * (2 ** min(attempt, 30)))
+        return self._random.uniform(0, ceiling)
+
+    def _report_outage(self, error: Exception | None) -> None:
+        """Call on_disconnected once per outage."""
+        self.connected = False
+        if self._in_outage:
+            return
+        self._in_outage = True
+        try:
+            self._on_disconnected(error)
+        except Exception:
+            _LOGGER.exception("Error in the Ainsite disconnect callback")
+
+    async def run(self) -> None:
+        """Connect, subscribe and deliver messages until closed; AinsiteAuthError ends it."""
+        self._task = asyncio.current_task()
+        attempt = 0
+        try:
+            while not self._closing:
+                try:
+                    await self._session()
+                except AinsiteAuthError as err:
+                    self.last_error = err
+                    self._report_outage(err)
+                    raise
+                except (AinsiteError, aiomqtt.MqttError, OSError) as err:
+                    error: Exception = err
+                    _LOGGER.debug("Ainsite session ended: %s", err)
+                except Exception as err:  # keep running whatever paho or aiomqtt raise
+                    error = err
+                    _LOGGER.warning("Unexpected error in the Ainsite session", exc_info=True)
+                else:  # pragma: no cover - _session only ends by raising
+                    error = AinsiteConnectionError("Session ended")
+                self.last_error = error
+                if self._closing:
+                    break
+                if self._subscribed:
+                    attempt = 0
+                self._report_outage(error)
+                delay = self._next_delay(attempt)
+                attempt += 1
+                _LOGGER.debug(
+                    "Reconnecting to Ainsite %s:%s in %.1f s", self.host, self.port, delay
+                )
+                await asyncio.sleep(delay)
+        finally:
+            self.connected = False
+            self._task = None
+
+    async def _session(self) -> None:
+        """Run one connection: connect, subscribe, deliver until it ends."""
+        self._subscribed = False
+        client = _make_client(
+            self.host,
+            self.port,
+            self._username,
+            self._password,
+            self.client_id,
+            self._tls_context,
+            self._keepalive,
+            self._timeout,
+        )
+        try:
+            await client.__aenter__()
+        except aiomqtt.MqttError as err:
+            raise _connect_error(err) from err
+        try:
+            await _subscribe(client, self.topic_filter)
+            self._subscribed = True
+            self.connects += 1
+            self.connected = True
+            was_out = self._in_outage
+            self._in_outage = False
+            _LOGGER.debug(
+                "Ainsite connected to %s:%s as %s, subscribed to %s%s",
+                self.host,
+                self.port,
+                self.client_id,
+                self.topic_filter,
+                " after an outage" if was_out else "",
+            )
+            try:
+                self._on_connected()
+            except Exception:
+                _LOGGER.exception("Error in the Ainsite connect callback")
+            async for message in client.messages:
+                self.messages += 1
+                payload = message.payload
+                if not isinstance(payload, bytes):
+                    payload = (
+                        bytes(payload)
+                        if isinstance(payload, bytearray)
+                        else str(payload).encode()
+                        if payload is not None
+                        else b""
+                    )
+                try:
+                    self._on_message(message.topic.value, payload)
+                except Exception:
+                    self.callback_errors += 1
+                    _LOGGER.exception("Error handling Ainsite message on %s", message.topic.value)
+            raise AinsiteConnectionError("Message stream ended")
+        finally:
+            self.connected = False
+            with contextlib.suppress(aiomqtt.MqttError, OSError, TimeoutError):
+                # on cancellation this sends a clean DISCONNECT
+                await client.__aexit__(None, None, None)
+
+    async def close(self) -> None:
+        """Disconnect cleanly and stop run()."""
+        self._closing = True
+        task = self._task
+        if task is not None and task is not asyncio.current_task() and not task.done():
+            task.cancel()
+            await asyncio.wait([task])

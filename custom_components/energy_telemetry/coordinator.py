@@ -1,0 +1,287 @@
+"""Push coordinator shared by both sources: groups of values, availability and dispatch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+import time
+from typing import TYPE_CHECKING, Any
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.event import async_call_later, async_track_time_interval
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
+
+from .const import (
+    LOGGER,
+    STALE_INTERVALS,
+    STALE_MIN_SECONDS,
+    STREAM_GRACE_PERIOD,
+    WATCHDOG_INTERVAL,
+)
+from .totals import TotalGuard
+
+if TYPE_CHECKING:
+    from .sensor import EnergyTelemetrySensor, EnergyTelemetrySensorEntityDescription
+
+type EnergyTelemetryConfigEntry = ConfigEntry[PushCoordinator]
+
+
+@dataclass(slots=True, eq=False)
+class Point:
+    """One value of a group; at most one entity shows it."""
+
+    description: EnergyTelemetrySensorEntityDescription
+    group: Group
+    value: float | datetime | None = None
+    last_reset: datetime | None = None
+    guard: TotalGuard | None = None
+    entity: EnergyTelemetrySensor | None = None
+
+    @property
+    def unique_id(self) -> str:
+        """Return the unique id of the point's entity."""
+        return f"{self.group.unique_prefix}_{self.description.key}"
+
+
+@dataclass(slots=True, eq=False)
+class Group:
+    """The values of one DER or one meter, shown as one device."""
+
+    key: str
+    unique_prefix: str
+    device_info: DeviceInfo
+    points: dict[str, Point] = field(default_factory=dict)
+    track_staleness: bool = False
+    last_seen: float | None = None
+    """Monotonic time of the last reading."""
+    interval: float | None = None
+    """Smoothed time between readings, in seconds."""
+    last_timestamp: float | None = None
+    """Source timestamp of the last applied reading (ms), to drop older ones."""
+    stale: bool = False
+    readings: int = 0
+    dropped_stale: int = 0
+
+    def seen(self, now: float) -> bool:
+        """Record a reading at monotonic `now`; return True if the group was stale."""
+        last = self.last_seen
+        if last is not None:
+            gap = now - last
+            self.interval = gap if self.interval is None else self.interval * 0.8 + gap * 0.2
+        self.last_seen = now
+        self.readings += 1
+        if self.stale:
+            self.stale = False
+            return True
+        return False
+
+    def stale_after(self) -> float:
+        """Return how many seconds without a reading make this group stale."""
+        if self.interval is None:
+            return STALE_MIN_SECONDS
+        return max(STALE_MIN_SECONDS, STALE_INTERVALS * self.interval)
+
+
+class PushCoordinator(DataUpdateCoordinator[dict[str, Group]]):
+    """Holds a push connection's values; entities are written only when their value changes."""
+
+    config_entry: EnergyTelemetryConfigEntry
+
+    def __init__(self, hass: HomeAssistant, entry: EnergyTelemetryConfigEntry, name: str) -> None:
+        """Initialise an empty coordinator; no polling."""
+        super().__init__(hass, LOGGER, config_entry=entry, name=name, update_interval=None)
+        self.data = {}
+        self.connected = False
+        self.connection_available = False
+        """False once the connection has been down for longer than the grace period."""
+        self._down_since: float | None = None
+        self._grace_unsub: CALLBACK_TYPE | None = None
+        self._logged_down = False
+        self._new_points_listener: Callable[[list[Point]], None] | None = None
+        self.grace_period = STREAM_GRACE_PERIOD.total_seconds()
+
+    # --- life cycle ---------------------------------------------------------------------------
+
+    @callback
+    def async_start(self) -> None:
+        """Open the connection as a background task of the entry."""
+        raise NotImplementedError
+
+    @callback
+    def async_start_watchdog(self) -> None:
+        """Check staleness periodically until the entry unloads."""
+        entry = self.config_entry
+        entry.async_on_unload(
+            async_track_time_interval(self.hass, self._async_watchdog, WATCHDOG_INTERVAL)
+        )
+        entry.async_on_unload(self._cancel_grace)
+
+    @callback
+    def _cancel_grace(self) -> None:
+        if self._grace_unsub is not None:
+            self._grace_unsub()
+            self._grace_unsub = None
+
+    # --- entities -----------------------------------------------------------------------------
+
+    @callback
+    def async_set_new_points_listener(self, listener: Callable[[list[Point]], None]) -> None:
+        """Register the sensor platform's callback and hand it the points known so far."""
+        self._new_points_listener = listener
+        points = [point for group in self.data.values() for point in group.points.values()]
+        if points:
+            listener(points)
+
+    @callback
+    def async_add_point(
+        self, group: Group, description: EnergyTelemetrySensorEntityDescription
+    ) -> Point:
+        """Create a point; its entity is added right away (or when the platform is ready)."""
+        point = Point(description, group, guard=TotalGuard() if description.guarded else None)
+        group.points[description.key] = point
+        if self._new_points_listener is not None:
+            self._new_points_listener([point])
+        return point
+
+    @callback
+    def async_set_value(
+        self,
+        point: Point,
+        value: float | datetime,
+        timestamp: float | None,
+        write: bool = True,
+    ) -> None:
+        """Apply a value to a point and write its entity if the shown state changed."""
+        guard = point.guard
+        if guard is not None:
+            if not guard.accept(value, timestamp):  # type: ignore[arg-type]
+                return
+            value = guard.value  # type: ignore[assignment]
+        if point.value == value:
+            return
+        point.value = value
+        if write and (entity := point.entity) is not None:
+            entity.async_write_ha_state()
+
+    @callback
+    def async_group_seen(self, group: Group) -> None:
+        """Note a reading for a group; writes its entities if it comes back from stale."""
+        if group.seen(time.monotonic()):
+            self._write_group(group)
+
+    @callback
+    def _write_group(self, group: Group) -> None:
+        for point in group.points.values():
+            if point.entity is not None:
+                point.entity.async_write_ha_state()
+
+    @callback
+    def _write_all(self) -> None:
+        for group in self.data.values():
+            self._write_group(group)
+
+    def point_available(self, point: Point) -> bool:
+        """Return True when a point's entity has a current value to show."""
+        return self.connection_available and not point.group.stale and point.value is not None
+
+    # --- connection health --------------------------------------------------------------------
+
+    @callback
+    def async_connection_up(self) -> None:
+        """Call when the connection is (re)established."""
+        self.connected = True
+        self._down_since = None
+        self._cancel_grace()
+        if self._logged_down:
+            self._logged_down = False
+            LOGGER.info("%s: connection restored", self.name)
+        if not self.connection_available:
+            self.connection_available = True
+            self._write_all()
+
+    @callback
+    def async_connection_down(self, reason: str) -> None:
+        """Call when the connection is lost; entities go unavailable after the grace period."""
+        self.connected = False
+        if self._down_since is not None:
+            return
+        self._down_since = time.monotonic()
+        LOGGER.debug("%s: connection lost (%s)", self.name, reason)
+        self.last_exception_text = reason
+        if self.connection_available:
+            self._grace_unsub = async_call_later(
+                self.hass, self.grace_period, self._async_grace_expired
+            )
+
+    @callback
+    def _async_grace_expired(self, _now: datetime) -> None:
+        self._grace_unsub = None
+        if self.connected:
+            return
+        if not self._logged_down:
+            self._logged_down = True
+            LOGGER.warning(
+                "%s: connection down for more than %d s (%s); entities are unavailable until it"
+                " returns",
+                self.name,
+                self.grace_period,
+                self.last_exception_text,
+            )
+        self.connection_available = False
+        self._write_all()
+
+    last_exception_text: str = ""
+
+    @callback
+    def _async_watchdog(self, _now: datetime) -> None:
+        now = time.monotonic()
+        for group in self.data.values():
+            if (
+                group.track_staleness
+                and not group.stale
+                and group.last_seen is not None
+                and now - group.last_seen > group.stale_after()
+            ):
+                group.stale = True
+                LOGGER.debug(
+                    "%s: no reading from %s for %.0f s, marking it unavailable",
+                    self.name,
+                    group.key,
+                    now - group.last_seen,
+                )
+                self._write_group(group)
+
+    # --- diagnostics --------------------------------------------------------------------------
+
+    def diagnostics(self) -> dict[str, Any]:
+        """Return the state of the coordinator for the diagnostics download."""
+        return {
+            "connected": self.connected,
+            "connection_available": self.connection_available,
+            "groups": {
+                key: {
+                    "readings": group.readings,
+                    "dropped_stale": group.dropped_stale,
+                    "stale": group.stale,
+                    "interval": group.interval,
+                    "points": {
+                        point.description.key: {
+                            "value": point.value,
+                            "has_entity": point.entity is not None,
+                            "guard": None
+                            if point.guard is None
+                            else {
+                                "rejected": point.guard.rejected,
+                                "resets": point.guard.resets,
+                                "timestamp": point.guard.timestamp,
+                            },
+                        }
+                        for point in group.points.values()
+                    },
+                }
+                for key, group in self.data.items()
+            },
+        }

@@ -1,0 +1,127 @@
+"""Sensors of the Energy Telemetry integration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Self
+
+from homeassistant.components.sensor import RestoreSensor, SensorExtraStoredData
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.entity_platform import AddEntitiesCallback
+
+from .coordinator import EnergyTelemetryConfigEntry, Point, PushCoordinator
+from .descriptions import EnergyTelemetrySensorEntityDescription
+
+PARALLEL_UPDATES = 0
+
+__all__ = ["EnergyTelemetrySensor", "EnergyTelemetrySensorEntityDescription"]
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: EnergyTelemetryConfigEntry,
+    async_add_entities: AddEntitiesCallback,
+) -> None:
+    """Add a sensor for every value, now and whenever a new one shows up."""
+    coordinator = entry.runtime_data
+
+    @callback
+    def _add(points: list[Point]) -> None:
+        async_add_entities(EnergyTelemetrySensor(coordinator, point) for point in points)
+
+    coordinator.async_set_new_points_listener(_add)
+
+
+@dataclass
+class TotalExtraStoredData(SensorExtraStoredData):
+    """Stored data of a total: its value and the source timestamp of that value."""
+
+    last_timestamp: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a dict representation."""
+        data = super().as_dict()
+        data["last_timestamp"] = self.last_timestamp
+        return data
+
+    @classmethod
+    def from_dict(cls, restored: dict[str, Any]) -> Self | None:
+        """Read the stored data back."""
+        base = SensorExtraStoredData.from_dict(restored)
+        if base is None:
+            return None
+        timestamp = restored.get("last_timestamp")
+        return cls(
+            base.native_value,
+            base.native_unit_of_measurement,
+            float(timestamp) if isinstance(timestamp, int | float) else None,
+        )
+
+
+class EnergyTelemetrySensor(RestoreSensor):
+    """A sensor showing one value of a DER or meter, written only when it changes."""
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+    entity_description: EnergyTelemetrySensorEntityDescription
+
+    def __init__(self, coordinator: PushCoordinator, point: Point) -> None:
+        """Bind the entity to its point."""
+        self.coordinator = coordinator
+        self._point = point
+        self.entity_description = point.description
+        self._attr_unique_id = point.unique_id
+        self._attr_device_info = point.group.device_info
+        if point.description.placeholders:
+            self._attr_translation_placeholders = dict(point.description.placeholders)
+
+    @property
+    def available(self) -> bool:
+        """Return True when the value is current."""
+        return self.coordinator.point_available(self._point)
+
+    @property
+    def native_value(self) -> float | datetime | None:
+        """Return the value."""
+        return self._point.value
+
+    @property
+    def last_reset(self) -> datetime | None:
+        """Return the start of the interval of an interval value."""
+        return self._point.last_reset
+
+    async def async_added_to_hass(self) -> None:
+        """Seed a total from its last stored value before showing anything new."""
+        await super().async_added_to_hass()
+        point = self._point
+        guard = point.guard
+        if guard is not None and not guard.seeded:
+            value: float | None = None
+            timestamp: float | None = None
+            if (extra := await self.async_get_last_extra_data()) is not None and (
+                stored := TotalExtraStoredData.from_dict(extra.as_dict())
+            ) is not None:
+                try:
+                    value = float(stored.native_value)  # type: ignore[arg-type]
+                except (TypeError, ValueError):
+                    value = None
+                timestamp = stored.last_timestamp
+            guard.seed(value, timestamp)
+            point.value = guard.value
+        point.entity = self
+
+    async def async_will_remove_from_hass(self) -> None:
+        """Stop writing through this entity."""
+        if self._point.entity is self:
+            self._point.entity = None
+
+    @property
+    def extra_restore_state_data(self) -> SensorExtraStoredData:
+        """Store the source timestamp of a total with its value."""
+        guard = self._point.guard
+        return TotalExtraStoredData(
+            self.native_value,
+            self.native_unit_of_measurement,
+            None if guard is None else guard.timestamp,
+        )

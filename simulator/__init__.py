@@ -1,0 +1,1 @@
+"""A Novacore-compatible test server and a physical model of one energy site."""

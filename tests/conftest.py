@@ -1,0 +1,114 @@
+"""Fixtures: a real Home Assistant (pytest-homeassistant-custom-component) and real peers."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import AsyncGenerator, Callable, Generator
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+import pytest
+
+from homeassistant.core import HomeAssistant
+from simulator.novacore_server import NovacoreServer
+
+SITE_ID = "sit-abc123"
+SITE_NAME = "Home"
+
+DEVICES: list[dict[str, Any]] = [
+    {
+        "id": "dev-inv",
+        "name": "Sungrow Inverter",
+        "type": "inverter",
+        "state": "active",
+        "hardware_id": "SN12345",
+        "ders": [
+            {"id": "der-pv", "name": "pv-array", "type": "solar"},
+            {"id": "der-bat", "name": "battery_1", "type": "battery"},
+        ],
+    },
+    {
+        "id": "dev-meter",
+        "name": "Kamstrup Meter",
+        "type": "meter",
+        "state": "active",
+        "hardware_id": "KM-77",
+        "ders": [{"id": "der-meter", "name": "grid-meter", "type": "meter"}],
+    },
+]
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
+    """Load the integration from custom_components/."""
+
+
+@dataclass
+class Novacore:
+    """A running Novacore-compatible server with one identity and one site."""
+
+    server: NovacoreServer
+    key: Ed25519PrivateKey
+    identity: str
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def private_key_pem(self) -> str:
+        return self.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
+
+    @property
+    def private_key_raw_b64(self) -> str:
+        return base64.b64encode(self.key.private_bytes_raw()).decode()
+
+    async def push(self, data: Any, **kwargs: Any) -> None:
+        await self.server.push(SITE_ID, data, **kwargs)
+
+
+@pytest.fixture
+async def novacore(socket_enabled: None) -> AsyncGenerator[Novacore]:
+    """Start a Novacore-compatible server on loopback."""
+    server = NovacoreServer(keepalive_interval=0)
+    await server.start()
+    key = Ed25519PrivateKey.generate()
+    identity = server.add_identity(
+        base64.b64encode(key.public_key().public_bytes_raw()).decode()
+    )
+    server.add_site(SITE_ID, SITE_NAME, DEVICES)
+    try:
+        yield Novacore(server, key, identity)
+    finally:
+        await server.stop()
+
+
+async def wait_for(
+    predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02
+) -> Any:
+    """Wait until predicate() is truthy, letting the event loop run."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        if result := predicate():
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)
+
+
+@pytest.fixture
+def state_value(hass: HomeAssistant) -> Generator[Callable[[str], str | None]]:
+    """Return a getter of an entity's state string."""
+
+    def _get(entity_id: str) -> str | None:
+        state = hass.states.get(entity_id)
+        return None if state is None else state.state
+
+    yield _get

@@ -1,0 +1,745 @@
+"""Tests of the Ainsite protocol code: topics, payloads, and a real mosquitto broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import ssl
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
+
+from custom_components.energy_telemetry import ainsite
+from custom_components.energy_telemetry.ainsite import (
+    AinsiteAuthError,
+    AinsiteConnection,
+    AinsiteConnectionError,
+    ParseStats,
+    Reading,
+    async_validate,
+    parse_payload,
+    parse_topic,
+    subscription_filter,
+)
+from simulator.ainsite_publisher import (
+    REGISTER_ACCUMULATED_KWH,
+    PublisherStats,
+    payload_v1,
+    payload_v2,
+    run_publisher,
+)
+from tests.mosquitto import Mosquitto, free_port
+
+CUSTOMER = "cust-1"
+SUBSCRIPTION = "sub-1"
+USERNAME = "alice"
+PASSWORD = "correct horse battery staple"
+HOST = "127.0.0.1"  # pytest-socket only lets tests connect to 127.0.0.1
+
+V1 = {
+    "smarteo_payload_schema_version": 1,
+    "data_timestamp_utc": "2023-01-01T12:34:56.789Z",
+    "system_timestamp_utc": "2023-01-01T12:30:00.000Z",
+    "register_id": 2,
+    "meter_reading": 123.456,
+}
+V2 = {
+    "smarteo_payload_schema_version": 2,
+    "measurement_start_timestamp_utc": "2023-01-01T12:00:00.000Z",
+    "measurement_end_timestamp_utc": "2023-01-01T12:01:00.000Z",
+    "register_id": 12,
+    "value": 123.456,
+}
+
+
+def _json(base: dict[str, Any], **changes: Any) -> bytes:
+    """Return base with changes (a value of ... removes the key) as JSON bytes."""
+    data = {**base, **changes}
+    return json.dumps({key: value for key, value in data.items() if value is not ...}).encode()
+
+
+def _iso(moment: datetime) -> str:
+    """Return an ISO-8601 UTC timestamp with Z."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+# --- topics -----------------------------------------------------------------------------
+
+
+def test_subscription_filter() -> None:
+    """Filters name the customer and one or all subscriptions."""
+    assert subscription_filter("c1", "s1") == "meters/outbound/c1/s1/+"
+    assert subscription_filter("c1", None) == "meters/outbound/c1/+/+"
+    assert subscription_filter("c1", "") == "meters/outbound/c1/+/+"
+
+
+@pytest.mark.parametrize(
+    ("customer", "subscription"),
+    [("", None), ("a/b", None), ("+", None), ("#", None), ("a\x00", None), ("c", "s/1"), ("c", "#")],
+)
+def test_subscription_filter_rejects_bad_ids(customer: str, subscription: str | None) -> None:
+    """Ids that would widen or break the filter are refused."""
+    with pytest.raises(ValueError, match="must"):
+        subscription_filter(customer, subscription)
+
+
+def test_parse_topic() -> None:
+    """Reading topics split into customer, subscription and meter."""
+    assert parse_topic("meters/outbound/c1/s1/m1") == ("c1", "s1", "m1")
+    for topic in (
+        "meters/outbound/c1/s1",
+        "meters/outbound/c1/s1/m1/x",
+        "meters/inbound/c1/s1/m1",
+        "other/outbound/c1/s1/m1",
+        "meters/outbound//s1/m1",
+        "meters/outbound/c1/s1/",
+        "",
+    ):
+        assert parse_topic(topic) is None, topic
+
+
+# --- payloads ---------------------------------------------------------------------------
+
+
+def test_parse_v1() -> None:
+    """The documented schema 1 example parses."""
+    stats = ParseStats()
+    reading = parse_payload(_json(V1), stats)
+    assert reading == Reading(
+        register_id="2",
+        value=123.456,
+        timestamp=datetime(2023, 1, 1, 12, 34, 56, 789000, tzinfo=UTC),
+        start=None,
+        version=1,
+    )
+    assert stats.accepted == 1
+    assert not stats.rejected
+
+
+def test_parse_v2() -> None:
+    """The documented schema 2 example parses, the end being the timestamp."""
+    reading = parse_payload(_json(V2))
+    assert reading == Reading(
+        register_id="12",
+        value=123.456,
+        timestamp=datetime(2023, 1, 1, 12, 1, tzinfo=UTC),
+        start=datetime(2023, 1, 1, 12, 0, tzinfo=UTC),
+        version=2,
+    )
+
+
+def test_reading_is_frozen_and_slotted() -> None:
+    """Readings are immutable and small."""
+    reading = parse_payload(_json(V1))
+    assert reading is not None
+    assert not hasattr(reading, "__dict__")
+    with pytest.raises(AttributeError):
+        reading.value = 1.0  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [(2, "2"), ("2", "2"), (2.0, "2"), (" 12 ", "12"), ("02", "2"), ("A+", "A+")]
+)
+def test_register_normalised(raw: Any, expected: str) -> None:
+    """Register ids become strings, whatever their JSON type."""
+    reading = parse_payload(_json(V2, register_id=raw))
+    assert reading is not None
+    assert reading.register_id == expected
+
+
+def test_parse_accepts_plausible_variants() -> None:
+    """Offsets, naive timestamps, str payloads, integer and numeric-string values parse."""
+    reading = parse_payload(_json(V1, data_timestamp_utc="2023-01-01T14:34:56+02:00"))
+    assert reading is not None
+    assert reading.timestamp == datetime(2023, 1, 1, 12, 34, 56, tzinfo=UTC)
+    assert reading.timestamp.tzinfo is UTC
+    reading = parse_payload(_json(V1, data_timestamp_utc="2023-01-01T12:34:56"))
+    assert reading is not None
+    assert reading.timestamp == datetime(2023, 1, 1, 12, 34, 56, tzinfo=UTC)
+    reading = parse_payload(_json(V1).decode())
+    assert reading is not None
+    reading = parse_payload(_json(V1, meter_reading=7))
+    assert reading is not None
+    assert reading.value == 7.0
+    assert isinstance(reading.value, float)
+    reading = parse_payload(_json(V1, meter_reading="7.5"))
+    assert reading is not None
+    assert reading.value == 7.5
+    reading = parse_payload(_json(V1, smarteo_payload_schema_version="1"))
+    assert reading is not None
+    assert reading.version == 1
+    reading = parse_payload(_json(V1, system_timestamp_utc=...))
+    assert reading is not None
+    reading = parse_payload(_json(V2, measurement_end_timestamp_utc=V2["measurement_start_timestamp_utc"]))
+    assert reading is not None
+    near_future = datetime.now(UTC) + timedelta(hours=12)
+    reading = parse_payload(_json(V1, data_timestamp_utc=_iso(near_future)))
+    assert reading is not None
+
+
+FUTURE = _iso(datetime.now(UTC) + timedelta(days=2))
+
+REJECTS: list[tuple[bytes | str, str]] = [
+    (b"\xff\xfe{}", "not_utf8"),
+    (b"not json", "not_json"),
+    (b"", "not_json"),
+    (b"{", "not_json"),
+    (b"[" * 100000 + b"]" * 100000, "too_large"),
+    (b"[" * 30000 + b"]" * 30000, "not_json"),
+    (b"[1, 2]", "not_object"),
+    (b"42", "not_object"),
+    (b"null", "not_object"),
+    (_json(V1, smarteo_payload_schema_version=...), "missing_version"),
+    (_json(V1, smarteo_payload_schema_version=3), "unknown_version"),
+    (_json(V1, smarteo_payload_schema_version=True), "unknown_version"),
+    (_json(V1, smarteo_payload_schema_version="v1"), "unknown_version"),
+    (_json(V1, register_id=...), "missing_register"),
+    (_json(V1, register_id=True), "invalid_register"),
+    (_json(V1, register_id=2.5), "invalid_register"),
+    (_json(V1, register_id=""), "invalid_register"),
+    (_json(V1, register_id=[2]), "invalid_register"),
+    (_json(V1, meter_reading=...), "missing_value"),
+    (_json(V1, meter_reading=None), "missing_value"),
+    (_json(V2, value=...), "missing_value"),
+    (_json(V1, meter_reading=True), "invalid_value"),
+    (_json(V2, value=False), "invalid_value"),
+    (_json(V1, meter_reading="abc"), "invalid_value"),
+    (_json(V1, meter_reading={"kWh": 1}), "invalid_value"),
+    (b'{"smarteo_payload_schema_version": 1, "data_timestamp_utc": "2023-01-01T12:00:00Z",'
+     b' "register_id": 2, "meter_reading": NaN}', "non_finite_value"),
+    (b'{"smarteo_payload_schema_version": 2, "measurement_start_timestamp_utc":'
+     b' "2023-01-01T12:00:00Z", "measurement_end_timestamp_utc": "2023-01-01T12:01:00Z",'
+     b' "register_id": 12, "value": -Infinity}', "non_finite_value"),
+    (_json(V1, meter_reading=1e300 * 1e10), "non_finite_value"),
+    (_json(V1, meter_reading="inf"), "non_finite_value"),
+    (_json(V1, meter_reading=2e15), "absurd_value"),
+    (_json(V1, meter_reading=-2e15), "absurd_value"),
+    (_json(V1, meter_reading=10**20), "absurd_value"),
+    (_json(V1, data_timestamp_utc=...), "missing_timestamp"),
+    (_json(V2, measurement_start_timestamp_utc=...), "missing_timestamp"),
+    (_json(V2, measurement_end_timestamp_utc=...), "missing_timestamp"),
+    (_json(V1, data_timestamp_utc="yesterday"), "invalid_timestamp"),
+    (_json(V1, data_timestamp_utc=1672576496000), "invalid_timestamp"),
+    (_json(V1, data_timestamp_utc="2023-13-01T00:00:00Z"), "invalid_timestamp"),
+    (_json(V1, data_timestamp_utc="1999-12-31T23:59:59Z"), "timestamp_too_old"),
+    (_json(V1, data_timestamp_utc="1970-01-01T00:00:00Z"), "timestamp_too_old"),
+    (_json(V1, data_timestamp_utc=FUTURE), "timestamp_in_future"),
+    (_json(V2, measurement_end_timestamp_utc=FUTURE), "timestamp_in_future"),
+    (_json(V2, measurement_end_timestamp_utc="2023-01-01T11:59:00Z"), "end_before_start"),
+]
+
+
+@pytest.mark.parametrize(("payload", "reason"), REJECTS, ids=[reason for _, reason in REJECTS])
+def test_parse_rejects(
+    payload: bytes | str, reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Anything else is rejected with a counted reason and a DEBUG line, never an exception."""
+    stats = ParseStats()
+    with caplog.at_level(logging.DEBUG, logger=ainsite.__name__):
+        assert parse_payload(payload, stats) is None
+    assert stats.rejected == {reason: 1}
+    assert stats.accepted == 0
+    lines = [record for record in caplog.records if record.name == ainsite.__name__]
+    assert len(lines) == 1
+    assert lines[0].levelno == logging.DEBUG
+    assert reason in lines[0].getMessage()
+    assert len(lines[0].getMessage()) < 400  # the payload is truncated
+
+
+def test_parse_never_raises_on_other_types() -> None:
+    """Objects that are not bytes or str are rejected too."""
+    stats = ParseStats()
+    for payload in (None, 42, [b"{}"]):
+        assert parse_payload(payload, stats) is None  # type: ignore[arg-type]
+    assert stats.rejected == {"not_bytes": 3}
+    assert parse_payload(_json(V1)) is not None  # stats are optional
+    assert parse_payload(b"nope") is None
+
+
+def test_parse_counts_accepted_and_rejected() -> None:
+    """One ParseStats accumulates over many payloads."""
+    stats = ParseStats()
+    for _ in range(3):
+        parse_payload(_json(V1), stats)
+    parse_payload(b"x", stats)
+    parse_payload(_json(V1, meter_reading=True), stats)
+    assert stats.accepted == 3
+    assert stats.rejected == {"not_json": 1, "invalid_value": 1}
+
+
+def test_simulator_payloads_parse() -> None:
+    """The simulator's payloads are what the parser accepts."""
+    end = datetime.now(UTC).replace(microsecond=123456)
+    start = end - timedelta(minutes=1)
+    reading = parse_payload(payload_v1(1234.5, end, end + timedelta(seconds=1)))
+    assert reading == Reading(
+        str(REGISTER_ACCUMULATED_KWH), 1234.5, end.replace(microsecond=123000), None, 1
+    )
+    assert json.loads(payload_v1(1.0, end))["data_timestamp_utc"].endswith(".123Z")
+    reading = parse_payload(payload_v2(12, 0.25, start, end))
+    assert reading is not None
+    assert reading.version == 2
+    assert reading.start == start.replace(microsecond=123000)
+    assert payload_v2(12, 0.25, start, end) == payload_v2(12, 0.25, start, end)
+
+
+# --- helpers of the connection ----------------------------------------------------------
+
+
+def test_suback_failure_detection() -> None:
+    """A granted QoS of 0x80 (or an MQTT 5 failure code) is a refused subscription."""
+    granted = ainsite._granted_failed  # noqa: SLF001
+    assert not granted([ReasonCode(PacketTypes.SUBACK, identifier=1)])
+    assert not granted((0,))
+    assert granted([ReasonCode(PacketTypes.SUBACK, identifier=0x80)])
+    assert granted((0x80,))
+    assert granted([])
+
+
+def test_backoff_is_capped_full_jitter() -> None:
+    """Delays stay within [0, min(cap, initial * 2**attempt)]."""
+    conn = _connection(0, backoff_initial=1.0, backoff_max=60.0)
+    for attempt in range(40):
+        ceiling = min(60.0, 2.0**attempt)
+        delays = [conn._next_delay(attempt) for _ in range(50)]  # noqa: SLF001
+        assert all(0 <= delay <= ceiling for delay in delays)
+    assert max(conn._next_delay(10) for _ in range(200)) > 30  # noqa: SLF001
+
+
+def test_repr_hides_password() -> None:
+    """The password never shows in the connection's repr."""
+    conn = _connection(1883)
+    assert PASSWORD not in repr(conn)
+    assert "client-1" in repr(conn)
+
+
+# --- a real broker ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def broker(tmp_path: Path, socket_enabled: None) -> Iterator[Mosquitto]:
+    """A running mosquitto with TLS and one customer account."""
+    mosquitto = Mosquitto(tmp_path / "broker")
+    mosquitto.add_user(USERNAME, PASSWORD, CUSTOMER)
+    mosquitto.add_user("bob", "bob-password", "cust-2")
+    with mosquitto:
+        yield mosquitto
+
+
+@pytest.fixture
+def tls(broker: Mosquitto) -> ssl.SSLContext:
+    """A client TLS context that trusts the test broker."""
+    return broker.client_tls_context()
+
+
+class Recorder:
+    """Collects what an AinsiteConnection reports."""
+
+    def __init__(self) -> None:
+        """Start empty."""
+        self.messages: list[tuple[str, bytes]] = []
+        self.connected = 0
+        self.disconnected: list[Exception | None] = []
+        self._changed = asyncio.Event()
+
+    def on_message(self, topic: str, payload: bytes) -> None:
+        """Record a message."""
+        self.messages.append((topic, payload))
+        self._changed.set()
+
+    def on_connected(self) -> None:
+        """Record a connect."""
+        self.connected += 1
+        self._changed.set()
+
+    def on_disconnected(self, error: Exception | None) -> None:
+        """Record a disconnect."""
+        self.disconnected.append(error)
+        self._changed.set()
+
+    async def wait_for(self, predicate: Any, timeout: float = 10.0) -> None:
+        """Wait until predicate() is true."""
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                self._changed.clear()
+                await self._changed.wait()
+
+    async def wait_messages(self, count: int, timeout: float = 10.0) -> None:
+        """Wait until count messages have arrived."""
+        await self.wait_for(lambda: len(self.messages) >= count, timeout)
+
+
+def _connection(
+    port: int,
+    recorder: Recorder | None = None,
+    *,
+    tls_context: ssl.SSLContext | None = None,
+    client_id: str = "client-1",
+    password: str = PASSWORD,
+    customer: str = CUSTOMER,
+    subscription: str | None = None,
+    backoff_initial: float = 0.05,
+    backoff_max: float = 0.2,
+) -> AinsiteConnection:
+    """Return a connection to the test broker reporting to recorder."""
+    recorder = recorder or Recorder()
+    return AinsiteConnection(
+        HOST,
+        port,
+        USERNAME,
+        password,
+        client_id,
+        customer,
+        subscription,
+        tls_context,
+        recorder.on_message,
+        recorder.on_connected,
+        recorder.on_disconnected,
+        backoff_initial=backoff_initial,
+        backoff_max=backoff_max,
+    )
+
+
+class Running:
+    """An AinsiteConnection running in a task for the length of a with block."""
+
+    def __init__(self, conn: AinsiteConnection) -> None:
+        """Wrap conn."""
+        self.conn = conn
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> asyncio.Task[None]:
+        """Start run()."""
+        self.task = asyncio.create_task(self.conn.run())
+        return self.task
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Close the connection."""
+        await self.conn.close()
+        assert self.task is not None
+        assert self.task.done()
+
+
+def _messages(count: int, meter: str = "m1", customer: str = CUSTOMER) -> list[tuple[str, bytes]]:
+    """Return count distinct schema 1 messages for one meter."""
+    start = datetime.now(UTC) - timedelta(hours=1)
+    return [
+        (
+            f"meters/outbound/{customer}/{SUBSCRIPTION}/{meter}",
+            payload_v1(1000.0 + index, start + timedelta(seconds=index)),
+        )
+        for index in range(count)
+    ]
+
+
+async def test_validate_ok(broker: Mosquitto, tls: ssl.SSLContext) -> None:
+    """Valid credentials connect, subscribe at QoS 1 and disconnect cleanly."""
+    await async_validate(
+        HOST, broker.tls_port, USERNAME, PASSWORD, "validate-1", CUSTOMER, SUBSCRIPTION, tls
+    )
+    log = broker.log_text()
+    assert f"meters/outbound/{CUSTOMER}/{SUBSCRIPTION}/+ (QoS 1)" in log
+    assert "Received DISCONNECT from validate-1" in log
+    assert "as validate-1 (p2, c0" in log  # p2: MQTT 3.1.1; c0: clean session false
+    assert PASSWORD not in log
+
+
+async def test_validate_wrong_password(broker: Mosquitto, tls: ssl.SSLContext) -> None:
+    """mosquitto answers a wrong password with CONNACK 5 (not authorized): an auth error."""
+    with pytest.raises(AinsiteAuthError):
+        await async_validate(
+            HOST, broker.tls_port, USERNAME, "wrong", "validate-2", CUSTOMER, None, tls
+        )
+    with pytest.raises(AinsiteAuthError):
+        await async_validate(HOST, broker.tls_port, "nobody", "x", "validate-3", CUSTOMER, None, tls)
+
+
+async def test_validate_unreachable(socket_enabled: None) -> None:
+    """A closed port is a connection error."""
+    with pytest.raises(AinsiteConnectionError):
+        await async_validate(HOST, free_port(), USERNAME, PASSWORD, "v", CUSTOMER, None, None)
+
+
+async def test_validate_untrusted_certificate(broker: Mosquitto) -> None:
+    """A server certificate the context does not trust is a connection error."""
+    with pytest.raises(AinsiteConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
+        await async_validate(
+            HOST,
+            broker.tls_port,
+            USERNAME,
+            PASSWORD,
+            "validate-4",
+            CUSTOMER,
+            None,
+            ssl.create_default_context(),
+        )
+
+
+async def test_validate_times_out(broker: Mosquitto) -> None:
+    """Plain MQTT against the TLS port never gets a CONNACK: a timeout, as a connection error."""
+    with pytest.raises(AinsiteConnectionError):
+        await async_validate(
+            HOST, broker.tls_port, USERNAME, PASSWORD, "validate-5", CUSTOMER, None, None, 1
+        )
+
+
+async def test_validate_rejects_bad_ids(socket_enabled: None) -> None:
+    """Ids are checked before anything is sent."""
+    with pytest.raises(ValueError, match="customer_id"):
+        await async_validate(HOST, 1, USERNAME, PASSWORD, "v", "#", None, None)
+
+
+async def test_acl_violation(broker: Mosquitto, tls: ssl.SSLContext) -> None:
+    """Subscribing outside the ACL.
+
+    mosquitto 2.0.11 grants such a subscription in the SUBACK (QoS 1, not 0x80) and keeps the
+    client connected, but never delivers a message the ACL denies. Ainsite instead drops the
+    session; the code handles both (a refused SUBACK raises AinsiteSubscribeError).
+    """
+    await async_validate(HOST, broker.tls_port, USERNAME, PASSWORD, "acl-1", "cust-2", None, tls)
+    recorder = Recorder()
+    conn = _connection(broker.tls_port, recorder, tls_context=tls, customer="cust-2")
+    async with Running(conn):
+        await recorder.wait_for(lambda: conn.connected)
+        await broker.apublish_many(_messages(3, customer="cust-2"))
+        await asyncio.sleep(0.5)
+        assert conn.connected
+    assert recorder.messages == []
+    assert recorder.disconnected == []
+
+
+async def test_receive(broker: Mosquitto, tls: ssl.SSLContext) -> None:
+    """Messages on the filter arrive in order with topic and raw payload; others do not."""
+    recorder = Recorder()
+    conn = _connection(broker.tls_port, recorder, tls_context=tls, subscription=SUBSCRIPTION)
+    async with Running(conn):
+        await recorder.wait_for(lambda: conn.connected)
+        assert recorder.connected == 1
+        await broker.apublish("meters/outbound/cust-1/other-sub/m1", b"not for us")
+        await broker.apublish("meters/outbound/cust-2/sub-1/m1", b"not for us")
+        await broker.apublish("meters/outbound/cust-1/sub-1/m1/extra", b"not for us")
+        expected = _messages(20)
+        await broker.apublish_many(expected)
+        await recorder.wait_messages(20)
+        await asyncio.sleep(0.2)
+    assert recorder.messages == expected
+    assert conn.messages == 20
+    assert conn.connects == 1
+    assert not conn.connected
+    assert recorder.disconnected == []
+    readings = [parse_payload(payload) for _, payload in recorder.messages]
+    assert all(reading is not None and reading.register_id == "2" for reading in readings)
+    assert "Received DISCONNECT from client-1" in broker.log_text()
+
+
+async def test_callback_errors_do_not_stop_delivery(
+    broker: Mosquitto, tls: ssl.SSLContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An exception in on_message is logged and the next message still arrives."""
+    received: list[bytes] = []
+
+    def on_message(topic: str, payload: bytes) -> None:
+        received.append(payload)
+        if len(received) == 1:
+            raise RuntimeError("boom")
+
+    recorder = Recorder()
+    conn = _connection(broker.tls_port, recorder, tls_context=tls)
+    conn._on_message = on_message  # noqa: SLF001
+    async with Running(conn):
+        await recorder.wait_for(lambda: conn.connected)
+        await broker.apublish_many(_messages(3))
+        async with asyncio.timeout(10):
+            while len(received) < 3:
+                await asyncio.sleep(0.02)
+    assert conn.callback_errors == 1
+    assert "boom" in caplog.text
+    assert recorder.disconnected == []
+
+
+async def test_run_wrong_password_raises(broker: Mosquitto, tls: ssl.SSLContext) -> None:
+    """run() gives up on refused credentials, after reporting the outage once."""
+    recorder = Recorder()
+    conn = _connection(broker.tls_port, recorder, tls_context=tls, password="wrong")
+    with pytest.raises(AinsiteAuthError):
+        await conn.run()
+    assert len(recorder.disconnected) == 1
+    assert isinstance(recorder.disconnected[0], AinsiteAuthError)
+    assert recorder.connected == 0
+
+
+async def test_run_retries_unreachable_and_reports_once(
+    tmp_path: Path, socket_enabled: None
+) -> None:
+    """While the broker is down run() keeps trying; on_disconnected is called once."""
+    broker = Mosquitto(tmp_path / "late")
+    broker.add_user(USERNAME, PASSWORD, CUSTOMER)
+    recorder = Recorder()
+    conn = _connection(broker.tls_port, recorder, tls_context=broker.client_tls_context())
+    try:
+        async with Running(conn):
+            await asyncio.sleep(1.0)
+            assert len(recorder.disconnected) == 1
+            assert isinstance(recorder.disconnected[0], AinsiteConnectionError)
+            assert not conn.connected
+            broker.start()
+            await recorder.wait_for(lambda: conn.connected)
+            assert recorder.connected == 1
+            assert len(recorder.disconnected) == 1
+    finally:
+        broker.stop()
+    assert broker.log_text().count("New connection from") >= 1
+
+
+async def test_close_before_and_while_backing_off(socket_enabled: None) -> None:
+    """close() stops a run() that is waiting to retry, and a closed connection does not run."""
+    recorder = Recorder()
+    conn = _connection(free_port(), recorder, backoff_initial=30, backoff_max=30)
+    task = asyncio.create_task(conn.run())
+    await recorder.wait_for(lambda: bool(recorder.disconnected))
+    await conn.close()
+    assert task.done()
+    await conn.run()  # returns at once: the connection is closed
+
+
+async def test_persistent_session(broker: Mosquitto, tls: ssl.SSLContext) -> None:
+    """Messages published while the client is away arrive when it returns with its id."""
+    await async_validate(HOST, broker.tls_port, USERNAME, PASSWORD, "client-1", CUSTOMER, None, tls)
+    offline = _messages(10)
+    await broker.apublish_many(offline)  # queued in the session the validation created
+    recorder = Recorder()
+    conn = _connection(broker.tls_port, recorder, tls_context=tls)
+    async with Running(conn):
+        await recorder.wait_messages(10)
+    assert recorder.messages == offline
+
+    more = _messages(5, meter="m2")
+    await broker.apublish_many(more)
+    recorder2 = Recorder()
+    conn2 = _connection(broker.tls_port, recorder2, tls_context=tls)
+    async with Running(conn2):
+        await recorder2.wait_messages(5)
+        await asyncio.sleep(0.3)
+    assert recorder2.messages == more
+
+    # Another client id has a session of its own: nothing queued for it.
+    recorder3 = Recorder()
+    conn3 = _connection(broker.tls_port, recorder3, tls_context=tls, client_id="client-2")
+    async with Running(conn3):
+        await recorder3.wait_for(lambda: conn3.connected)
+        await asyncio.sleep(0.3)
+    assert recorder3.messages == []
+
+
+async def test_broker_restart_mid_stream(broker: Mosquitto, tls: ssl.SSLContext) -> None:
+    """The client reconnects by itself and the persisted session loses nothing."""
+    recorder = Recorder()
+    conn = _connection(broker.tls_port, recorder, tls_context=tls, backoff_initial=0.5)
+    async with Running(conn):
+        await recorder.wait_for(lambda: conn.connected)
+        first = _messages(10)
+        await broker.apublish_many(first)
+        await recorder.wait_messages(10)
+        # Let the PUBACKs go out: restart() blocks the event loop, and whatever was not acked
+        # by then is sent again after the restart (with DUP set), as QoS 1 allows.
+        await asyncio.sleep(0.3)
+
+        broker.restart()  # SIGTERM: the session and its subscription are saved
+        second = _messages(10, meter="m2")
+        await broker.apublish_many(second)  # probably before the client is back: queued
+        await recorder.wait_messages(20)
+        await recorder.wait_for(lambda: conn.connected)
+        await asyncio.sleep(0.3)
+    assert recorder.messages == first + second
+    assert recorder.connected == 2
+    assert len(recorder.disconnected) == 1
+    assert conn.connects == 2
+
+
+async def test_queued_messages_survive_restart_and_kill(
+    broker: Mosquitto, tls: ssl.SSLContext
+) -> None:
+    """Messages queued for an offline client survive SIGTERM, and SIGKILL after an autosave."""
+    await async_validate(HOST, broker.tls_port, USERNAME, PASSWORD, "client-1", CUSTOMER, None, tls)
+    queued = _messages(10)
+    await broker.apublish_many(queued)
+    broker.restart()
+    killed = _messages(5, meter="m2")
+    await broker.apublish_many(killed)
+    await asyncio.sleep(2.5)  # autosave_interval 1
+    broker.kill()
+    broker.start()
+    recorder = Recorder()
+    conn = _connection(broker.tls_port, recorder, tls_context=tls)
+    async with Running(conn):
+        await recorder.wait_messages(15)
+        await asyncio.sleep(0.3)
+    assert recorder.messages == queued + killed
+
+
+async def test_simulator_end_to_end(broker: Mosquitto, tls: ssl.SSLContext) -> None:
+    """The simulator's stream arrives complete and parses, duplicates included."""
+    recorder = Recorder()
+    conn = _connection(broker.tls_port, recorder, tls_context=tls, subscription=SUBSCRIPTION)
+    async with Running(conn):
+        await recorder.wait_for(lambda: conn.connected)
+        stats = await run_publisher(
+            HOST,
+            broker.tls_port,
+            USERNAME,
+            PASSWORD,
+            CUSTOMER,
+            SUBSCRIPTION,
+            interval=60,
+            speed=6000,
+            duplicate_rate=0.3,
+            tls_context=tls,
+            seed=1,
+            cycles=5,
+            start=datetime.now(UTC) - timedelta(hours=1),
+        )
+        assert isinstance(stats, PublisherStats)
+        assert stats.published == 5 * 2 * 3
+        assert stats.duplicates > 0
+        total = stats.published + stats.duplicates
+        await recorder.wait_messages(total)
+    stats_parse = ParseStats()
+    readings = [parse_payload(payload, stats_parse) for _, payload in recorder.messages]
+    assert stats_parse.accepted == total
+    assert {reading.register_id for reading in readings if reading} == {"2", "7", "12"}
+    assert {parse_topic(topic) for topic, _ in recorder.messages} == {
+        (CUSTOMER, SUBSCRIPTION, "mtr-1001"),
+        (CUSTOMER, SUBSCRIPTION, "mtr-1002"),
+    }
+    totals = [
+        reading.value
+        for topic, payload in recorder.messages
+        if topic.endswith("mtr-1001") and (reading := parse_payload(payload)) and reading.version == 1
+    ]
+    assert totals == sorted(totals)
+    assert len(set(totals)) == 5
+
+
+async def test_unacked_messages_come_again_after_restart(
+    broker: Mosquitto, tls: ssl.SSLContext
+) -> None:
+    """Messages received but not yet acknowledged when the broker stops arrive again."""
+    recorder = Recorder()
+    conn = _connection(broker.tls_port, recorder, tls_context=tls)
+    async with Running(conn):
+        await recorder.wait_for(lambda: conn.connected)
+        first = _messages(10)
+        await broker.apublish_many(first)
+        await recorder.wait_messages(10)
+        broker.restart()  # blocks the loop at once: the PUBACKs have not all gone out
+        await recorder.wait_for(lambda: recorder.connected == 2)
+        await asyncio.sleep(0.5)
+    assert recorder.messages[:10] == first
+    assert set(recorder.messages) == set(first)
+    assert len(recorder.messages) > 10

@@ -1,0 +1,634 @@
+"""Tests of the Novacore simulator server and the site model."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+import pytest
+
+from simulator.model import SiteModel, run_site
+from simulator.novacore_server import (
+    MID_EVENT_FRAGMENT,
+    NovacoreServer,
+    PrivateKey,
+    b64decode_any,
+    encode_public_key,
+    sign_challenge,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+SITE = "sit-abc123"
+DEVICES = [
+    {
+        "id": "dev-abc123",
+        "name": "Sungrow Inverter",
+        "type": "inverter",
+        "state": "active",
+        "hardware_id": "SN12345",
+        "ders": [
+            {"id": "der-001", "name": "pv-array", "type": "solar"},
+            {"id": "der-002", "name": "battery_1", "type": "battery"},
+        ],
+    }
+]
+
+
+class SSEReader:
+    """A minimal, strict SSE parser over an aiohttp response."""
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        """Wrap a streaming response."""
+        self.response = response
+        self.raw = b""
+        self.comments: list[str] = []
+        self._buffer = b""
+
+    async def _line(self) -> str:
+        while b"\n" not in self._buffer:
+            chunk = await self.response.content.readany()
+            if not chunk:
+                raise EOFError
+            self._buffer += chunk
+            self.raw += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line.decode("utf-8")
+
+    async def event(self, within: float = 5) -> dict[str, Any]:
+        """Return the next dispatched event: its event, id and data fields."""
+        async with asyncio.timeout(within):
+            fields: dict[str, Any] = {"event": None, "id": None, "retry": None}
+            data: list[str] = []
+            while True:
+                line = await self._line()
+                if line == "":
+                    if data:
+                        return {**fields, "data": "\n".join(data)}
+                    fields = {"event": None, "id": None, "retry": None}
+                    continue
+                if line.startswith(":"):
+                    self.comments.append(line[1:].strip())
+                    continue
+                name, _, value = line.partition(":")
+                value = value.removeprefix(" ")
+                if name == "data":
+                    data.append(value)
+                else:
+                    fields[name] = value
+
+    async def comment(self, within: float = 5) -> str:
+        """Return the next comment line."""
+        async with asyncio.timeout(within):
+            while not self.comments:
+                line = await self._line()
+                if line.startswith(":"):
+                    self.comments.append(line[1:].strip())
+            return self.comments.pop(0)
+
+
+@pytest.fixture
+async def server(socket_enabled: None) -> AsyncIterator[NovacoreServer]:
+    """Return a running server with one site and keep-alives off."""
+    async with NovacoreServer(keepalive_interval=0) as srv:
+        srv.add_site(SITE, "Home", DEVICES, org_id="org-xyz789")
+        yield srv
+
+
+@pytest.fixture
+async def session(socket_enabled: None) -> AsyncIterator[aiohttp.ClientSession]:
+    """Return a client session."""
+    async with aiohttp.ClientSession() as client:
+        yield client
+
+
+def _token(server: NovacoreServer) -> str:
+    identity = server.add_identity(encode_public_key(Ed25519PrivateKey.generate()))
+    return server.issue_token(identity)
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@contextlib.asynccontextmanager
+async def _stream(
+    session: aiohttp.ClientSession,
+    server: NovacoreServer,
+    token: str,
+    site_id: str = SITE,
+    last_event_id: str | None = None,
+) -> AsyncIterator[SSEReader]:
+    headers = {**_auth(token), "Accept": "text/event-stream"}
+    if last_event_id is not None:
+        headers["Last-Event-ID"] = last_event_id
+    async with session.get(f"{server.url}/stream/sites/{site_id}", headers=headers) as resp:
+        assert resp.status == 200
+        assert resp.content_type == "text/event-stream"
+        yield SSEReader(resp)
+
+
+async def _login(
+    session: aiohttp.ClientSession,
+    server: NovacoreServer,
+    key: PrivateKey,
+    *,
+    der: bool,
+) -> aiohttp.ClientResponse:
+    public_key = encode_public_key(key, der=der)
+    async with session.post(
+        f"{server.url}/auth/challenge", json={"public_key": public_key}
+    ) as resp:
+        assert resp.status == 200
+        body = await resp.json()
+    datetime.fromisoformat(body["expires_at"])
+    signature = sign_challenge(key, body["challenge"], der=der)
+    async with session.post(
+        f"{server.url}/auth/verify",
+        json={
+            "public_key": public_key,
+            "signature": signature,
+            "challenge": body["challenge"],
+        },
+    ) as resp:
+        await resp.read()
+        return resp
+
+
+# --------------------------------------------------------------------------- auth
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "der"),
+    [("ed25519", False), ("ed25519", True), ("es256", False), ("es256", True)],
+)
+async def test_challenge_verify(
+    socket_enabled: None,
+    server: NovacoreServer,
+    session: aiohttp.ClientSession,
+    algorithm: str,
+    der: bool,
+) -> None:
+    """A registered key, raw or DER, signs its way to a working token."""
+    key: PrivateKey = (
+        Ed25519PrivateKey.generate()
+        if algorithm == "ed25519"
+        else ec.generate_private_key(ec.SECP256R1())
+    )
+    # Registered in the other format than the one used to log in.
+    identity = server.add_identity(encode_public_key(key, der=not der))
+    resp = await _login(session, server, key, der=der)
+    assert resp.status == 200
+    body = await resp.json()
+    assert body["identity_id"] == identity
+    claims = json.loads(b64decode_any(body["token"].split(".")[1]))
+    assert claims["sub"] == identity
+    assert claims["exp"] - claims["iat"] == 86400
+    async with session.get(f"{server.url}/sites", headers=_auth(body["token"])) as sites:
+        assert sites.status == 200
+    assert (server.challenges, server.verifies) == (1, 1)
+
+
+async def test_bad_signature_unknown_key_and_reused_challenge(
+    socket_enabled: None, server: NovacoreServer, session: aiohttp.ClientSession
+) -> None:
+    """Wrong signatures, unknown keys, replayed and expired challenges are refused."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    public_key = encode_public_key(key)
+    async with session.post(
+        f"{server.url}/auth/challenge", json={"public_key": public_key}
+    ) as resp:
+        assert resp.status == 401
+        assert (await resp.json())["error"] == "unauthorized"
+    server.add_identity(public_key)
+
+    async def challenge() -> str:
+        async with session.post(
+            f"{server.url}/auth/challenge", json={"public_key": public_key}
+        ) as resp:
+            return str((await resp.json())["challenge"])
+
+    async def verify(challenge: str, signature: str) -> int:
+        async with session.post(
+            f"{server.url}/auth/verify",
+            json={
+                "public_key": public_key,
+                "signature": signature,
+                "challenge": challenge,
+            },
+        ) as resp:
+            await resp.read()
+            return resp.status
+
+    first = await challenge()
+    assert await verify(first, sign_challenge(key, "something else")) == 401
+    assert await verify(first, sign_challenge(key, first)) == 401  # consumed
+    second = await challenge()
+    assert await verify(second, sign_challenge(key, second)) == 200
+    assert await verify(second, sign_challenge(key, second)) == 401  # single use
+    server.challenge_ttl = 0
+    third = await challenge()
+    assert await verify(third, sign_challenge(key, third)) == 401  # expired
+    async with session.post(f"{server.url}/auth/challenge", json={"public_key": "!!"}) as resp:
+        assert resp.status == 400
+
+
+async def test_token_expiry_and_revocation(
+    socket_enabled: None, server: NovacoreServer, session: aiohttp.ClientSession
+) -> None:
+    """Missing, forged, expired and revoked tokens get a JSON 401."""
+    identity = server.add_identity(encode_public_key(Ed25519PrivateKey.generate()))
+    url = f"{server.url}/sites"
+    good = server.issue_token(identity)
+    header, claims, signature = good.split(".")
+    for headers in (
+        {},
+        {"Authorization": "Basic abc"},
+        _auth("not-a-jwt"),
+        _auth(f"{header}.{claims}.{signature[:-2]}AA"),
+        _auth(server.issue_token(identity, ttl=0)),
+    ):
+        async with session.get(url, headers=headers) as resp:
+            assert resp.status == 401, headers
+            assert (await resp.json())["error"] == "unauthorized"
+    async with session.get(url, headers=_auth(good)) as resp:
+        assert resp.status == 200
+    server.expire_tokens()
+    async with session.get(url, headers=_auth(good)) as resp:
+        assert resp.status == 401
+        assert (await resp.json())["message"] == "token expired"
+    fresh = server.issue_token(identity, ttl=1)
+    async with session.get(url, headers=_auth(fresh)) as resp:
+        assert resp.status == 200
+    await asyncio.sleep(1.05)
+    async with session.get(url, headers=_auth(fresh)) as resp:
+        assert resp.status == 401
+
+
+async def test_drop_streams_on_expiry(
+    socket_enabled: None, server: NovacoreServer, session: aiohttp.ClientSession
+) -> None:
+    """Expiry keeps streams open by default; with drop_streams_on_expiry they end."""
+    token = _token(server)
+    async with _stream(session, server, token) as reader:
+        server.revoke_all_tokens()
+        await server.push(SITE, {"type": "pv", "W": -1})
+        assert json.loads((await reader.event())["data"])["W"] == -1
+    server.drop_streams_on_expiry = True
+    token = _token(server)
+    async with _stream(session, server, token) as reader:
+        server.expire_tokens()
+        with pytest.raises(EOFError):
+            await reader.event()
+    async with session.get(f"{server.url}/stream/sites/{SITE}", headers=_auth(token)) as resp:
+        assert resp.status == 401
+
+
+# --------------------------------------------------------------------------- REST
+
+
+async def test_sites_and_devices(
+    socket_enabled: None, server: NovacoreServer, session: aiohttp.ClientSession
+) -> None:
+    """Sites list, site details with devices, devices, visibility and 404s."""
+    token = _token(server)
+    server.add_site("sit-private", "Cabin", [], identities=["idn-someone-else"])
+    async with session.get(f"{server.url}/sites", headers=_auth(token)) as resp:
+        sites = await resp.json()
+    assert [site["id"] for site in sites] == [SITE]
+    assert set(sites[0]) == {"id", "org_id", "name", "created_at"}
+    assert sites[0]["org_id"] == "org-xyz789"
+    async with session.get(f"{server.url}/sites?org_id=org-other", headers=_auth(token)) as resp:
+        assert await resp.json() == []
+    async with session.get(f"{server.url}/sites/{SITE}", headers=_auth(token)) as resp:
+        detail = await resp.json()
+    assert detail["name"] == "Home"
+    assert detail["devices"] == DEVICES
+    async with session.get(f"{server.url}/sites/{SITE}/devices", headers=_auth(token)) as resp:
+        assert await resp.json() == DEVICES
+    async with session.get(f"{server.url}/sites/sit-private", headers=_auth(token)) as resp:
+        assert resp.status == 403
+    async with session.get(f"{server.url}/sites/sit-nope/devices", headers=_auth(token)) as resp:
+        assert resp.status == 404
+        assert (await resp.json())["error"] == "not_found"
+    async with session.get(f"{server.url}/nowhere", headers=_auth(token)) as resp:
+        assert resp.status == 404
+        assert (await resp.json())["error"] == "not_found"
+
+
+async def test_delete_site_ends_stream(
+    socket_enabled: None, server: NovacoreServer, session: aiohttp.ClientSession
+) -> None:
+    """Deleting a site ends its stream; it then answers 404."""
+    token = _token(server)
+    async with _stream(session, server, token) as reader:
+        await server.wait_for_streams(SITE)
+        server.delete_site(SITE)
+        with pytest.raises(EOFError):
+            await reader.event()
+    async with session.get(f"{server.url}/stream/sites/{SITE}", headers=_auth(token)) as resp:
+        assert resp.status == 404
+    async with session.get(f"{server.url}/sites/{SITE}", headers=_auth(token)) as resp:
+        assert resp.status == 404
+
+
+async def test_fail_stream_and_fail_all(
+    socket_enabled: None, server: NovacoreServer, session: aiohttp.ClientSession
+) -> None:
+    """Injected failures answer their status and Retry-After, then service resumes."""
+    token = _token(server)
+    url = f"{server.url}/stream/sites/{SITE}"
+    server.fail_stream(503, 2, retry_after=7)
+    for _ in range(2):
+        async with session.get(url, headers=_auth(token)) as resp:
+            assert resp.status == 503
+            assert resp.headers["Retry-After"] == "7"
+            assert (await resp.json())["error"] == "service_unavailable"
+    async with session.get(f"{server.url}/sites", headers=_auth(token)) as resp:
+        assert resp.status == 200  # only the stream was failing
+    async with _stream(session, server, token):
+        assert server.stream_connects == 1
+    server.fail_all(429, 1)
+    async with session.get(f"{server.url}/sites", headers=_auth(token)) as resp:
+        assert resp.status == 429
+        assert "Retry-After" not in resp.headers
+    async with session.get(f"{server.url}/sites", headers=_auth(token)) as resp:
+        assert resp.status == 200
+
+
+# --------------------------------------------------------------------------- SSE
+
+
+async def test_sse_framing_and_keepalive(
+    socket_enabled: None, server: NovacoreServer, session: aiohttp.ClientSession
+) -> None:
+    """Event names, ids, multi-line data, raw strings and keep-alive comments."""
+    token = _token(server)
+    server.keepalive_interval = 0.1
+    async with _stream(session, server, token) as reader:
+        await server.wait_for_streams(SITE)
+        assert server.open_streams(SITE) == 1
+        assert await reader.comment() == "keep-alive"
+        await server.push(SITE, {"type": "pv", "W": -1500}, event="telemetry", event_id="e1")
+        first = await reader.event()
+        assert first["event"] == "telemetry"
+        assert first["id"] == "e1"
+        assert json.loads(first["data"]) == {"type": "pv", "W": -1500}
+        await server.push(SITE, "line one\nline two\r\nline three")
+        second = await reader.event()
+        assert second["data"] == "line one\nline two\nline three"
+        assert second["event"] is None
+        assert second["id"] is None
+        await server.push(SITE, "{not json")
+        assert (await reader.event())["data"] == "{not json"
+        assert b'data: {"type":"pv","W":-1500}\n\n' in reader.raw
+        assert b"data: line one\ndata: line two\ndata: line three\n\n" in reader.raw
+    await server.wait_until(lambda: server.open_streams(SITE) == 0)
+
+
+async def test_large_event(
+    socket_enabled: None, server: NovacoreServer, session: aiohttp.ClientSession
+) -> None:
+    """A 1 MiB event goes through in one piece."""
+    token = _token(server)
+    blob = "x" * (1024 * 1024)
+    async with _stream(session, server, token) as reader:
+        await server.wait_for_streams(SITE)
+        await server.push(SITE, {"type": "meter", "blob": blob})
+        assert json.loads((await reader.event())["data"])["blob"] == blob
+
+
+async def test_last_event_id_replay(
+    socket_enabled: None, server: NovacoreServer, session: aiohttp.ClientSession
+) -> None:
+    """Events after Last-Event-ID in the replay buffer come first, then live ones."""
+    token = _token(server)
+    server.auto_ids = True
+    for watts in (1, 2, 3):
+        await server.push(SITE, {"type": "pv", "W": -watts})
+    async with _stream(session, server, token, last_event_id="1") as reader:
+        await server.push(SITE, {"type": "pv", "W": -4})
+        events = [await reader.event() for _ in range(3)]
+    assert [event["id"] for event in events] == ["2", "3", "4"]
+    assert [json.loads(event["data"])["W"] for event in events] == [-2, -3, -4]
+    async with _stream(session, server, token, last_event_id="unknown") as reader:
+        await server.push(SITE, {"type": "pv", "W": -5})
+        assert (await reader.event())["id"] == "5"
+    async with _stream(session, server, token) as reader:
+        await server.push(SITE, {"type": "pv", "W": -6}, event_id="custom")
+        assert (await reader.event())["id"] == "custom"
+    assert server.last_event_ids == ["1", "unknown", None]
+    assert server.stream_connects == 3
+
+
+async def test_cut_mid_event(
+    socket_enabled: None, server: NovacoreServer, session: aiohttp.ClientSession
+) -> None:
+    """A cut stream ends with half an event and a broken connection."""
+    token = _token(server)
+    async with _stream(session, server, token) as reader:
+        await server.wait_for_streams(SITE)
+        await server.push(SITE, {"type": "pv", "W": -1})
+        await reader.event()
+        pending = asyncio.create_task(reader.event())
+        await asyncio.sleep(0)
+        await server.cut_streams(SITE, mid_event=True)
+        assert server.open_streams(SITE) == 0
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await pending
+        assert reader.raw.endswith(MID_EVENT_FRAGMENT)
+    async with _stream(session, server, token) as reader:
+        await server.wait_for_streams(SITE)
+        await server.cut_streams(SITE)
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await reader.event()
+    assert server.stream_connects == 2
+
+
+async def test_silent(
+    socket_enabled: None, server: NovacoreServer, session: aiohttp.ClientSession
+) -> None:
+    """A silent server sends nothing, not even keep-alives, until it speaks again."""
+    token = _token(server)
+    server.keepalive_interval = 0.05
+    async with _stream(session, server, token) as reader:
+        await reader.comment()
+        server.silent = True
+        await server.push(SITE, {"type": "pv", "W": -1})
+        await asyncio.sleep(0.1)
+        reader.comments.clear()
+        raw_before = len(reader.raw)
+        with pytest.raises(TimeoutError):
+            await reader.event(within=0.3)
+        assert len(reader.raw) == raw_before
+        server.silent = False
+        await server.push(SITE, {"type": "pv", "W": -2})
+        assert json.loads((await reader.event())["data"])["W"] == -2
+
+
+async def test_silent_new_connection_gets_no_headers(
+    socket_enabled: None, server: NovacoreServer, session: aiohttp.ClientSession
+) -> None:
+    """While silent, a new stream does not even get its response headers."""
+    token = _token(server)
+    server.silent = True
+    request = asyncio.ensure_future(
+        session.get(f"{server.url}/stream/sites/{SITE}", headers=_auth(token))
+    )
+    await server.wait_for_streams(SITE)
+    await asyncio.sleep(0.1)
+    assert not request.done()
+    server.silent = False
+    async with await request as resp:
+        assert resp.status == 200
+        await server.push(SITE, {"type": "pv", "W": -3})
+        assert json.loads((await SSEReader(resp).event())["data"])["W"] == -3
+
+
+async def test_stop_closes_streams_promptly(socket_enabled: None) -> None:
+    """Stopping the server ends open streams at once; it can start again on its port."""
+    srv = NovacoreServer(keepalive_interval=0)
+    await srv.start()
+    srv.add_site(SITE, "Home", DEVICES)
+    token = _token(srv)
+    async with aiohttp.ClientSession() as client, _stream(client, srv, token) as reader:
+        await srv.wait_for_streams(SITE)
+        started = time.monotonic()
+        await srv.stop()
+        with pytest.raises(EOFError):
+            await reader.event()
+        assert time.monotonic() - started < 2
+    port = srv.port
+    await srv.start(port=port)
+    try:
+        async with (
+            aiohttp.ClientSession() as client,
+            _stream(client, srv, token) as reader,
+        ):
+            await srv.push(SITE, {"type": "pv", "W": -9})
+            assert json.loads((await reader.event())["data"])["W"] == -9
+    finally:
+        await srv.stop()
+
+
+# --------------------------------------------------------------------------- model
+
+
+def _day_model(seed: int = 7) -> SiteModel:
+    return SiteModel(seed=seed, speed=720, start=datetime(2025, 6, 21, tzinfo=UTC))
+
+
+def test_model_physics_over_a_day() -> None:
+    """Energy balance, phase sums, signs, SoC bounds and monotonic totals over a day."""
+    model = _day_model()
+    der_ids = {der["id"] for device in model.devices() for der in device["ders"]}
+    totals = ("total_generation_Wh", "total_charge_Wh", "total_discharge_Wh",
+              "total_import_Wh", "total_export_Wh")  # fmt: skip
+    previous: dict[str, float] = {}
+    noon_pv = 0.0
+    for _ in range(24 * 60):  # one simulated minute per step
+        pv, battery, meter = model.step(60 / 720)
+        assert (pv["type"], battery["type"], meter["type"]) == (
+            "pv",
+            "battery",
+            "meter",
+        )
+        assert {pv["der_id"], battery["der_id"], meter["der_id"]} == der_ids
+        expected = model.load_power + pv["W"] + battery["W"]
+        assert meter["W"] == pytest.approx(expected, abs=0.2)
+        assert meter["L1_W"] + meter["L2_W"] + meter["L3_W"] == pytest.approx(meter["W"], abs=1e-6)
+        assert 0.0 <= battery["SoC_nom_fract"] <= 1.0
+        assert pv["W"] <= 0.0
+        assert pv["mppt1_A"] <= 0.0
+        assert pv["mppt2_A"] <= 0.0
+        assert battery["A"] * battery["W"] >= 0
+        for reading in (pv, battery, meter):
+            assert abs(reading["timestamp"] / 1000 - time.time()) < 5
+            for name in totals:
+                if name in reading:
+                    assert reading[name] >= previous.get(name, 0.0)
+                    previous[name] = reading[name]
+        hour = model.sim_time.hour
+        if hour < 4 or hour >= 21:
+            assert pv["W"] == 0.0
+        if 11 <= hour <= 13:
+            noon_pv = min(noon_pv, pv["W"])
+    assert noon_pv < -2000
+    assert model.sim_time == datetime(2025, 6, 22, tzinfo=UTC)
+    for name in totals:
+        assert previous[name] > 0
+    assert model.total_charge_Wh > 85000  # charged from the day's surplus
+
+
+def test_model_is_deterministic_with_a_seed() -> None:
+    """The same seed gives the same physics."""
+    first, second = _day_model(3), _day_model(3)
+    for _ in range(100):
+        a, b = first.step(5), second.step(5)
+        for reading_a, reading_b in zip(a, b, strict=True):
+            reading_a.pop("timestamp")
+            reading_b.pop("timestamp")
+            assert reading_a == reading_b
+    other = _day_model(4)
+    assert [r["W"] for r in other.step(500)] != [r["W"] for r in _day_model(3).step(500)]
+
+
+def test_model_devices_shape() -> None:
+    """devices() has the shape of GET /sites/{site_id}/devices."""
+    model = SiteModel(site_id="sit-xyz", seed=1)
+    devices = model.devices()
+    for device in devices:
+        assert set(device) == {"id", "name", "type", "state", "hardware_id", "ders"}
+    assert sorted(der["type"] for d in devices for der in d["ders"]) == [
+        "battery",
+        "meter",
+        "solar",
+    ]
+    assert model.der_ids["pv"] == "der-xyz-pv"
+    pv, battery, meter = model.step(0)
+    assert pv["rated_power_W"] == 10000
+    # Every field of the documented payloads, plus der_id and the extra fields.
+    assert set(pv) == {
+        "type", "make", "der_id", "W", "rated_power_W", "mppt1_V", "mppt1_A",
+        "mppt2_V", "mppt2_A", "total_generation_Wh", "timestamp", "read_time_ms",
+    }  # fmt: skip
+    assert set(battery) == {
+        "type", "make", "der_id", "W", "SoC_nom_fract", "V", "A", "SoH_fract",
+        "temperature_C", "total_charge_Wh", "total_discharge_Wh", "timestamp",
+    }  # fmt: skip
+    phases = {f"L{n}_{unit}" for n in (1, 2, 3) for unit in ("V", "A", "W")}
+    assert set(meter) == {
+        "type", "make", "der_id", "W", "Hz", "total_import_Wh", "total_export_Wh",
+        "timestamp", *phases,
+    }  # fmt: skip
+    assert (pv["make"], battery["make"], meter["make"]) == (
+        "Sungrow",
+        "BYD",
+        "Kamstrup",
+    )
+
+
+async def test_run_site_pushes_readings(
+    socket_enabled: None, server: NovacoreServer, session: aiohttp.ClientSession
+) -> None:
+    """run_site registers the site and streams one reading per DER each interval."""
+    model = SiteModel(site_id="sit-demo", seed=5, speed=720)
+    token = _token(server)
+    task = asyncio.create_task(run_site(server, model, interval=0.05))
+    try:
+        await server.wait_until(lambda: server.has_site("sit-demo"))
+        async with _stream(session, server, token, site_id="sit-demo") as reader:
+            types = {json.loads((await reader.event())["data"])["type"] for _ in range(6)}
+        assert types == {"pv", "battery", "meter"}
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
