@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 import hashlib
 import math
 import random
@@ -82,9 +82,14 @@ class SiteModel:
         self.site_id = site_id
         self.name = name
         self.speed = speed
-        self.sim_time = (start or datetime.now()).astimezone()
+        # The day curve follows the wall-clock hour of sim_time in its own time zone.
+        if start is None:
+            start = datetime.now(UTC).astimezone()
+        elif start.tzinfo is None:
+            start = start.astimezone()
+        self.sim_time = start
         self._clock = clock
-        self._rng = random.Random(seed)  # noqa: S311 - a simulation, not cryptography
+        self._rng = random.Random(seed)
         suffix = site_id.removeprefix("sit-")
         digest = hashlib.sha256(site_id.encode()).hexdigest()
         self.inverter_device_id = f"dev-{suffix}-inv"

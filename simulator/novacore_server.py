@@ -116,19 +116,25 @@ def load_public_key(value: str) -> tuple[PublicKey, bytes]:
 
 def verify_signature(key: PublicKey, signature: bytes, message: bytes) -> bool:
     """Verify an Ed25519 signature, or an ES256 one given as raw r||s or DER."""
-    try:
-        if isinstance(key, Ed25519PublicKey):
+    if isinstance(key, Ed25519PublicKey):
+        try:
             key.verify(signature, message)
-            return True
-        if len(signature) == 64:
-            signature = encode_dss_signature(
-                int.from_bytes(signature[:32], "big"),
-                int.from_bytes(signature[32:], "big"),
-            )
-        key.verify(signature, message, ec.ECDSA(hashes.SHA256()))
-    except (InvalidSignature, ValueError):
-        return False
-    return True
+        except InvalidSignature:
+            return False
+        return True
+    candidates = [signature]
+    if len(signature) == 64:
+        raw = encode_dss_signature(
+            int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+        )
+        candidates.insert(0, raw)
+    for candidate in candidates:
+        try:
+            key.verify(candidate, message, ec.ECDSA(hashes.SHA256()))
+        except (InvalidSignature, ValueError):
+            continue
+        return True
+    return False
 
 
 def encode_public_key(key: PrivateKey | PublicKey, *, der: bool = False) -> str:

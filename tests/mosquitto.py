@@ -356,6 +356,18 @@ class Mosquitto:
         except FileNotFoundError:
             return ""
 
+    def wait_for_log(self, text: str, timeout: float = 5.0) -> str:
+        """Wait until the log contains text (the broker logs asynchronously); return the log."""
+        deadline = time.monotonic() + timeout
+        while True:
+            log = self.log_text()
+            if text in log:
+                return log
+            if time.monotonic() > deadline:
+                msg = f"{text!r} not in the mosquitto log"
+                raise TimeoutError(msg)
+            time.sleep(0.02)
+
     def __enter__(self) -> Self:
         """Start the broker."""
         self.start()

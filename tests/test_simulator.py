@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 import json
 import time
 from typing import TYPE_CHECKING, Any
@@ -566,6 +566,16 @@ def test_model_physics_over_a_day() -> None:
     for name in totals:
         assert previous[name] > 0
     assert model.total_charge_Wh > 85000  # charged from the day's surplus
+
+
+def test_model_day_follows_the_start_time_zone() -> None:
+    """The sun follows the local hour of the start's own time zone."""
+    tz = timezone(timedelta(hours=10))
+    model = SiteModel(seed=2, start=datetime(2025, 6, 21, 12, tzinfo=tz))
+    assert model.sim_time.tzinfo is tz
+    assert model.step(0)[0]["W"] < -1000
+    night = SiteModel(seed=2, start=datetime(2025, 6, 21, 2, tzinfo=UTC))
+    assert night.step(0)[0]["W"] == 0.0
 
 
 def test_model_is_deterministic_with_a_seed() -> None:
