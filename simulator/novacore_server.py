@@ -17,6 +17,8 @@ import json
 import logging
 import re
 import secrets
+import socket
+import struct
 import time
 from typing import TYPE_CHECKING, Any, Self
 
@@ -606,7 +608,7 @@ class NovacoreServer:
                     # Let the client read the fragment before the connection breaks.
                     await asyncio.sleep(0.05)
             if transport is not None:
-                transport.abort()
+                _reset(transport)
             stream.wake()
         with contextlib.suppress(TimeoutError):
             await self.wait_until(lambda: not any(s in streams for s in self._all_streams()), 2)
@@ -877,6 +879,15 @@ def _retry_text(retry_after: float | str) -> str:
     if isinstance(retry_after, str):
         return retry_after
     return str(int(retry_after)) if float(retry_after).is_integer() else str(retry_after)
+
+
+def _reset(transport: asyncio.BaseTransport) -> None:
+    """Abort a connection with a TCP reset, as a broken link would, not a clean close."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
 
 
 async def _flush(transport: asyncio.BaseTransport, limit: float = 0.5) -> None:

@@ -114,8 +114,12 @@ async def test_readings_become_states(hass: HomeAssistant, novacore: Novacore) -
     assert registry.async_get(read_time).disabled_by is er.RegistryEntryDisabler.INTEGRATION
 
     devices = dr.async_get(hass)
-    pv_device = devices.async_get_device({(DOMAIN, f"{SITE_ID}_der-pv")})
-    assert pv_device is not None
+    by_identifier = {
+        identifier: device
+        for device in dr.async_entries_for_config_entry(devices, entry.entry_id)
+        for identifier in device.identifiers
+    }
+    pv_device = by_identifier[(DOMAIN, f"{SITE_ID}_der-pv")]
     assert pv_device.manufacturer == "Sungrow"
     inverter = devices.async_get(pv_device.via_device_id)
     assert inverter.name == "Sungrow Inverter"

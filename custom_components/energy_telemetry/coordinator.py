@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.event import async_call_later, async_track_time_interval
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
@@ -27,6 +28,18 @@ if TYPE_CHECKING:
     from .sensor import EnergyTelemetrySensor, EnergyTelemetrySensorEntityDescription
 
 type EnergyTelemetryConfigEntry = ConfigEntry[PushCoordinator]
+
+_VIA_DEVICE_ID = "via_device_id" in DeviceInfo.__annotations__
+
+
+def via_device(parent: dr.DeviceEntry) -> dict[str, Any]:
+    """Return the device info keys linking a device to its parent, old and new style.
+
+    Home Assistant 2026.8 links by registry id (`via_device_id`); older releases by identifier.
+    """
+    if _VIA_DEVICE_ID:
+        return {"via_device_id": parent.id}
+    return {"via_device": next(iter(parent.identifiers))}
 
 
 @dataclass(slots=True, eq=False)

@@ -12,7 +12,13 @@ from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.update_coordinator import UpdateFailed
 
 from .const import DOMAIN, LOGGER
-from .coordinator import EnergyTelemetryConfigEntry, Group, Point, PushCoordinator
+from .coordinator import (
+    EnergyTelemetryConfigEntry,
+    Group,
+    Point,
+    PushCoordinator,
+    via_device,
+)
 from .descriptions import novacore_description
 from .novacore import (
     Der,
@@ -65,6 +71,8 @@ class NovacoreCoordinator(PushCoordinator):
         self._ders_by_id: dict[str, tuple[Der, Device]] = {}
         self._ders_by_type: dict[str, list[tuple[Der, Device]]] = {}
         self._routes: dict[tuple[str | None, str, str | None], NovacoreGroup] = {}
+        self._site_device: dr.DeviceEntry
+        self._device_entries: dict[str, dr.DeviceEntry] = {}
         self.stream = SiteStream(
             client,
             site_id,
@@ -91,7 +99,7 @@ class NovacoreCoordinator(PushCoordinator):
     def _register_devices(self) -> None:
         registry = dr.async_get(self.hass)
         entry_id = self.config_entry.entry_id
-        registry.async_get_or_create(
+        self._site_device = registry.async_get_or_create(
             config_entry_id=entry_id,
             identifiers={(DOMAIN, self.site_id)},
             name=self.config_entry.title,
@@ -101,14 +109,15 @@ class NovacoreCoordinator(PushCoordinator):
         )
         self._ders_by_id.clear()
         self._ders_by_type.clear()
+        self._device_entries.clear()
         for device in self.devices:
-            registry.async_get_or_create(
+            self._device_entries[device.id] = registry.async_get_or_create(
                 config_entry_id=entry_id,
                 identifiers={(DOMAIN, f"{self.site_id}_{device.id}")},
                 name=device.name,
                 model=device.type,
                 serial_number=device.hardware_id,
-                via_device=(DOMAIN, self.site_id),
+                **via_device(self._site_device),
             )
             for der in device.ders:
                 self._ders_by_id[der.id] = (der, device)
@@ -170,7 +179,7 @@ class NovacoreCoordinator(PushCoordinator):
             name = f"{type_name} {reading.make}"
         else:
             name = type_name
-        via = (DOMAIN, f"{self.site_id}_{device.id}") if device else (DOMAIN, self.site_id)
+        parent = self._device_entries[device.id] if device else self._site_device
         group = NovacoreGroup(
             key,
             f"{self.site_id}_{key}",
@@ -179,7 +188,7 @@ class NovacoreCoordinator(PushCoordinator):
                 name=name,
                 manufacturer=reading.make,
                 model=type_name,
-                via_device=via,
+                **via_device(parent),
             ),
             reading.der_type,
         )
