@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 import json
 import logging
 import random
 import ssl
 import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 
 import aiomqtt
 
@@ -135,7 +135,7 @@ async def run_publisher(
     is given, for that many cycles. Survives broker outages: unsent messages are sent after
     reconnecting, in order.
     """
-    rng = random.Random(seed)  # noqa: S311 - simulation, not security
+    rng = random.Random(seed)
     stats = stats if stats is not None else PublisherStats()
     states = [
         MeterState(meter_id, round(rng.uniform(1000, 20000), 3), rng.uniform(0.3, 3.0))

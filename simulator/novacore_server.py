@@ -597,18 +597,22 @@ class NovacoreServer:
         site = self._sites.get(site_id)
         streams = list(site.streams) if site is not None else []
         for stream in streams:
+            # The stream loop writes nothing more once cut, and cannot end the
+            # response cleanly while the lock is held here.
             stream.cut = True
-            stream.ended = True
             transport = stream.transport
-            if mid_event and stream.response is not None and transport is not None:
-                with contextlib.suppress(ConnectionError, RuntimeError, TimeoutError):
-                    async with asyncio.timeout(1), stream.lock:
+            with contextlib.suppress(ConnectionError, RuntimeError, TimeoutError):
+                async with asyncio.timeout(1), stream.lock:
+                    if mid_event and stream.response is not None and transport is not None:
                         await stream.response.write(MID_EVENT_FRAGMENT)
                         await _flush(transport)
-                    # Let the client read the fragment before the connection breaks.
-                    await asyncio.sleep(0.05)
-            if transport is not None:
+                        # Let the client read the fragment before the connection breaks.
+                        await asyncio.sleep(0.05)
+                    if transport is not None:
+                        _reset(transport)
+            if transport is not None and not transport.is_closing():
                 _reset(transport)
+            stream.ended = True
             stream.wake()
         with contextlib.suppress(TimeoutError):
             await self.wait_until(lambda: not any(s in streams for s in self._all_streams()), 2)
@@ -838,8 +842,8 @@ class NovacoreServer:
                 if item is None:
                     continue
                 try:
-                    if not stream.ended:
-                        async with stream.lock:
+                    async with stream.lock:
+                        if not stream.ended and not stream.cut:
                             await response.write(item.data)
                 finally:
                     _settle(item)
@@ -881,7 +885,7 @@ def _retry_text(retry_after: float | str) -> str:
     return str(int(retry_after)) if float(retry_after).is_integer() else str(retry_after)
 
 
-def _reset(transport: asyncio.BaseTransport) -> None:
+def _reset(transport: asyncio.Transport) -> None:
     """Abort a connection with a TCP reset, as a broken link would, not a clean close."""
     sock = transport.get_extra_info("socket")
     if sock is not None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable
+from dataclasses import dataclass
 import datetime as dt
 import hashlib
 import ipaddress
 import os
+from pathlib import Path
 import secrets
 import shutil
 import signal
@@ -14,19 +17,16 @@ import socket
 import ssl
 import subprocess
 import time
-import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 from typing import Self
+import uuid
 
 import aiomqtt
-import paho.mqtt.client as paho
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 ADMIN_USERNAME = "admin"
@@ -288,7 +288,7 @@ class Mosquitto:
         if self.running:
             return
         with self.output_path.open("ab") as output:
-            self._process = subprocess.Popen(  # noqa: S603
+            self._process = subprocess.Popen(
                 [find_mosquitto(), "-c", str(self.config_path)],
                 stdout=output,
                 stderr=subprocess.STDOUT,
@@ -302,7 +302,7 @@ class Mosquitto:
                     f"mosquitto exited with {self._process.returncode}:\n"
                     f"{self.output_path.read_text(errors='replace')}\n{self.log_text()}"
                 )
-            for port in list(pending):
+            for port in pending:
                 try:
                     with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                         pending.discard(port)

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
-import ssl
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+import json
+import logging
 from pathlib import Path
+import ssl
 from typing import Any
 
-import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
+import pytest
 
 from custom_components.energy_telemetry import ainsite
 from custom_components.energy_telemetry.ainsite import (
@@ -81,7 +81,15 @@ def test_subscription_filter() -> None:
 
 @pytest.mark.parametrize(
     ("customer", "subscription"),
-    [("", None), ("a/b", None), ("+", None), ("#", None), ("a\x00", None), ("c", "s/1"), ("c", "#")],
+    [
+        ("", None),
+        ("a/b", None),
+        ("+", None),
+        ("#", None),
+        ("a\x00", None),
+        ("c", "s/1"),
+        ("c", "#"),
+    ],
 )
 def test_subscription_filter_rejects_bad_ids(customer: str, subscription: str | None) -> None:
     """Ids that would widen or break the filter are refused."""
@@ -144,7 +152,8 @@ def test_reading_is_frozen_and_slotted() -> None:
 
 
 @pytest.mark.parametrize(
-    ("raw", "expected"), [(2, "2"), ("2", "2"), (2.0, "2"), (" 12 ", "12"), ("02", "2"), ("A+", "A+")]
+    ("raw", "expected"),
+    [(2, "2"), ("2", "2"), (2.0, "2"), (" 12 ", "12"), ("02", "2"), ("A+", "A+")],
 )
 def test_register_normalised(raw: Any, expected: str) -> None:
     """Register ids become strings, whatever their JSON type."""
@@ -176,7 +185,9 @@ def test_parse_accepts_plausible_variants() -> None:
     assert reading.version == 1
     reading = parse_payload(_json(V1, system_timestamp_utc=...))
     assert reading is not None
-    reading = parse_payload(_json(V2, measurement_end_timestamp_utc=V2["measurement_start_timestamp_utc"]))
+    reading = parse_payload(
+        _json(V2, measurement_end_timestamp_utc=V2["measurement_start_timestamp_utc"])
+    )
     assert reading is not None
     near_future = datetime.now(UTC) + timedelta(hours=12)
     reading = parse_payload(_json(V1, data_timestamp_utc=_iso(near_future)))
@@ -211,11 +222,21 @@ REJECTS: list[tuple[bytes | str, str]] = [
     (_json(V2, value=False), "invalid_value"),
     (_json(V1, meter_reading="abc"), "invalid_value"),
     (_json(V1, meter_reading={"kWh": 1}), "invalid_value"),
-    (b'{"smarteo_payload_schema_version": 1, "data_timestamp_utc": "2023-01-01T12:00:00Z",'
-     b' "register_id": 2, "meter_reading": NaN}', "non_finite_value"),
-    (b'{"smarteo_payload_schema_version": 2, "measurement_start_timestamp_utc":'
-     b' "2023-01-01T12:00:00Z", "measurement_end_timestamp_utc": "2023-01-01T12:01:00Z",'
-     b' "register_id": 12, "value": -Infinity}', "non_finite_value"),
+    (
+        (
+            b'{"smarteo_payload_schema_version": 1, "data_timestamp_utc": "2023-01-01T12:00:00Z",'
+            b' "register_id": 2, "meter_reading": NaN}'
+        ),
+        "non_finite_value",
+    ),
+    (
+        (
+            b'{"smarteo_payload_schema_version": 2, "measurement_start_timestamp_utc":'
+            b' "2023-01-01T12:00:00Z", "measurement_end_timestamp_utc": "2023-01-01T12:01:00Z",'
+            b' "register_id": 12, "value": -Infinity}'
+        ),
+        "non_finite_value",
+    ),
     (_json(V1, meter_reading=1e300 * 1e10), "non_finite_value"),
     (_json(V1, meter_reading="inf"), "non_finite_value"),
     (_json(V1, meter_reading=2e15), "absurd_value"),
@@ -236,9 +257,7 @@ REJECTS: list[tuple[bytes | str, str]] = [
 
 
 @pytest.mark.parametrize(("payload", "reason"), REJECTS, ids=[reason for _, reason in REJECTS])
-def test_parse_rejects(
-    payload: bytes | str, reason: str, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_parse_rejects(payload: bytes | str, reason: str, caplog: pytest.LogCaptureFixture) -> None:
     """Anything else is rejected with a counted reason and a DEBUG line, never an exception."""
     stats = ParseStats()
     with caplog.at_level(logging.DEBUG, logger=ainsite.__name__):
@@ -294,7 +313,7 @@ def test_simulator_payloads_parse() -> None:
 
 def test_suback_failure_detection() -> None:
     """A granted QoS of 0x80 (or an MQTT 5 failure code) is a refused subscription."""
-    granted = ainsite._granted_failed  # noqa: SLF001
+    granted = ainsite._granted_failed
     assert not granted([ReasonCode(PacketTypes.SUBACK, identifier=1)])
     assert not granted((0,))
     assert granted([ReasonCode(PacketTypes.SUBACK, identifier=0x80)])
@@ -307,9 +326,9 @@ def test_backoff_is_capped_full_jitter() -> None:
     conn = _connection(0, backoff_initial=1.0, backoff_max=60.0)
     for attempt in range(40):
         ceiling = min(60.0, 2.0**attempt)
-        delays = [conn._next_delay(attempt) for _ in range(50)]  # noqa: SLF001
+        delays = [conn._next_delay(attempt) for _ in range(50)]
         assert all(0 <= delay <= ceiling for delay in delays)
-    assert max(conn._next_delay(10) for _ in range(200)) > 30  # noqa: SLF001
+    assert max(conn._next_delay(10) for _ in range(200)) > 30
 
 
 def test_repr_hides_password() -> None:
@@ -456,7 +475,9 @@ async def test_validate_wrong_password(broker: Mosquitto, tls: ssl.SSLContext) -
             HOST, broker.tls_port, USERNAME, "wrong", "validate-2", CUSTOMER, None, tls
         )
     with pytest.raises(AinsiteAuthError):
-        await async_validate(HOST, broker.tls_port, "nobody", "x", "validate-3", CUSTOMER, None, tls)
+        await async_validate(
+            HOST, broker.tls_port, "nobody", "x", "validate-3", CUSTOMER, None, tls
+        )
 
 
 async def test_validate_unreachable(socket_enabled: None) -> None:
@@ -541,22 +562,19 @@ async def test_callback_errors_do_not_stop_delivery(
     broker: Mosquitto, tls: ssl.SSLContext, caplog: pytest.LogCaptureFixture
 ) -> None:
     """An exception in on_message is logged and the next message still arrives."""
-    received: list[bytes] = []
+    recorder = Recorder()
 
     def on_message(topic: str, payload: bytes) -> None:
-        received.append(payload)
-        if len(received) == 1:
+        recorder.on_message(topic, payload)
+        if len(recorder.messages) == 1:
             raise RuntimeError("boom")
 
-    recorder = Recorder()
     conn = _connection(broker.tls_port, recorder, tls_context=tls)
-    conn._on_message = on_message  # noqa: SLF001
+    conn._on_message = on_message
     async with Running(conn):
         await recorder.wait_for(lambda: conn.connected)
         await broker.apublish_many(_messages(3))
-        async with asyncio.timeout(10):
-            while len(received) < 3:
-                await asyncio.sleep(0.02)
+        await recorder.wait_messages(3)
     assert conn.callback_errors == 1
     assert "boom" in caplog.text
     assert recorder.disconnected == []
@@ -719,7 +737,9 @@ async def test_simulator_end_to_end(broker: Mosquitto, tls: ssl.SSLContext) -> N
     totals = [
         reading.value
         for topic, payload in recorder.messages
-        if topic.endswith("mtr-1001") and (reading := parse_payload(payload)) and reading.version == 1
+        if topic.endswith("mtr-1001")
+        and (reading := parse_payload(payload))
+        and reading.version == 1
     ]
     assert totals == sorted(totals)
     assert len(set(totals)) == 5

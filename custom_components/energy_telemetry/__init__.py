@@ -41,7 +41,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: EnergyTelemetryConfigEnt
     return True
 
 
-def _novacore_coordinator(hass: HomeAssistant, entry: EnergyTelemetryConfigEntry) -> PushCoordinator:
+def _novacore_coordinator(
+    hass: HomeAssistant, entry: EnergyTelemetryConfigEntry
+) -> PushCoordinator:
     from .coordinator_novacore import NovacoreCoordinator  # noqa: PLC0415
 
     data = entry.data

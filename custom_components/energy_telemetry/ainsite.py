@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
+from collections.abc import Callable
 import contextlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 import json
 import logging
 import math
 import random
 import ssl
 import time
-from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Final, cast
 
 import aiomqtt
@@ -259,7 +259,7 @@ class _QuietLogger(logging.LoggerAdapter[logging.Logger]):
         super().log(logging.DEBUG, msg, *args, **kwargs)
 
 
-_MQTT_LOGGER: Final = cast(logging.Logger, _QuietLogger(_LOGGER.getChild("mqtt")))
+_MQTT_LOGGER: Final = cast("logging.Logger", _QuietLogger(_LOGGER.getChild("mqtt")))
 
 
 # --- broker errors --------------------------------------------------------------------
@@ -413,7 +413,7 @@ class AinsiteConnection:
         self._backoff_max = backoff_max
         self._keepalive = keepalive
         self._timeout = timeout
-        self._random = random.Random()  # noqa: S311 - jitter, not security
+        self._random = random.Random()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._in_outage = False
@@ -430,6 +430,11 @@ class AinsiteConnection:
             f"<AinsiteConnection {self.client_id}@{self.host}:{self.port} "
             f"{self.topic_filter} connected={self.connected}>"
         )
+
+    @property
+    def closing(self) -> bool:
+        """Whether close() has been called."""
+        return self._closing
 
     def _next_delay(self, attempt: int) -> float:
         """Return a full-jitter delay for the given failed attempt (0-based)."""
@@ -468,7 +473,7 @@ class AinsiteConnection:
                 else:  # pragma: no cover - _session only ends by raising
                     error = AinsiteConnectionError("Session ended")
                 self.last_error = error
-                if self._closing:
+                if self.closing:
                     break
                 if self._subscribed:
                     attempt = 0
@@ -521,17 +526,8 @@ class AinsiteConnection:
                 _LOGGER.exception("Error in the Ainsite connect callback")
             async for message in client.messages:
                 self.messages += 1
-                payload = message.payload
-                if not isinstance(payload, bytes):
-                    payload = (
-                        bytes(payload)
-                        if isinstance(payload, bytearray)
-                        else str(payload).encode()
-                        if payload is not None
-                        else b""
-                    )
                 try:
-                    self._on_message(message.topic.value, payload)
+                    self._on_message(message.topic.value, message.payload)
                 except Exception:
                     self.callback_errors += 1
                     _LOGGER.exception("Error handling Ainsite message on %s", message.topic.value)

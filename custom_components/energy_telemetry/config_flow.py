@@ -6,8 +6,6 @@ from collections.abc import Mapping
 from typing import Any
 import uuid
 
-import voluptuous as vol
-
 from homeassistant.config_entries import (
     ConfigFlow,
     ConfigFlowResult,
@@ -29,6 +27,7 @@ from homeassistant.helpers.selector import (
     TextSelectorConfig,
     TextSelectorType,
 )
+import voluptuous as vol
 
 from .ainsite import (
     AinsiteAuthError,
@@ -56,7 +55,6 @@ from .const import (
     SOURCE_NOVACORE,
 )
 from .coordinator import EnergyTelemetryConfigEntry
-from .registers import REGISTER_KINDS, UNITS_BY_KIND, async_tls_context
 from .novacore import (
     InvalidKeyError,
     NovacoreAuthError,
@@ -66,6 +64,7 @@ from .novacore import (
     Site,
     load_signer,
 )
+from .registers import REGISTER_KINDS, UNITS_BY_KIND, async_tls_context
 
 _PASSWORD = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
 _MULTILINE = TextSelector(TextSelectorConfig(multiline=True))
@@ -76,7 +75,9 @@ _TEXT = TextSelector()
 def _novacore_schema(defaults: Mapping[str, Any], with_url: bool = True) -> vol.Schema:
     fields: dict[vol.Marker, Any] = {}
     if with_url:
-        fields[vol.Required(CONF_API_URL, default=defaults.get(CONF_API_URL, DEFAULT_API_URL))] = _URL
+        fields[vol.Required(CONF_API_URL, default=defaults.get(CONF_API_URL, DEFAULT_API_URL))] = (
+            _URL
+        )
     fields[vol.Optional(CONF_PRIVATE_KEY)] = _MULTILINE
     fields[vol.Optional(CONF_TOKEN)] = _PASSWORD
     return vol.Schema(fields)
@@ -87,9 +88,7 @@ def _ainsite_schema(defaults: Mapping[str, Any]) -> vol.Schema:
         {
             vol.Required(CONF_HOST, default=defaults.get(CONF_HOST, DEFAULT_AINSITE_HOST)): _TEXT,
             vol.Required(CONF_PORT, default=defaults.get(CONF_PORT, DEFAULT_AINSITE_PORT)): vol.All(
-                NumberSelector(
-                    NumberSelectorConfig(min=1, max=65535, mode=NumberSelectorMode.BOX)
-                ),
+                NumberSelector(NumberSelectorConfig(min=1, max=65535, mode=NumberSelectorMode.BOX)),
                 vol.Coerce(int),
             ),
             vol.Required(CONF_TLS, default=defaults.get(CONF_TLS, True)): BooleanSelector(),
@@ -224,9 +223,7 @@ class EnergyTelemetryConfigFlow(ConfigFlow, domain=DOMAIN):
 
     # --- Ainsite ------------------------------------------------------------------------------
 
-    async def _async_ainsite_check(
-        self, data: dict[str, Any], errors: dict[str, str]
-    ) -> bool:
+    async def _async_ainsite_check(self, data: dict[str, Any], errors: dict[str, str]) -> bool:
         """Connect and subscribe with the given settings; set errors and return False on failure."""
         try:
             await async_validate(

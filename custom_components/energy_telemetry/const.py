@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
+import logging
 from typing import Final
 
 DOMAIN: Final = "energy_telemetry"
@@ -16,7 +16,7 @@ SOURCE_AINSITE: Final = "ainsite"
 # Novacore
 CONF_API_URL: Final = "api_url"
 CONF_PRIVATE_KEY: Final = "private_key"
-CONF_TOKEN: Final = "token"
+CONF_TOKEN: Final = "token"  # noqa: S105
 CONF_SITE_ID: Final = "site_id"
 DEFAULT_API_URL: Final = "https://novacore-mainnet.sourceful.dev"
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
@@ -32,14 +32,14 @@ type EnergyTelemetryConfigEntry = ConfigEntry[PushCoordinator]
 _VIA_DEVICE_ID = "via_device_id" in DeviceInfo.__annotations__
 
 
-def via_device(parent: dr.DeviceEntry) -> dict[str, Any]:
+def via_device(parent: dr.DeviceEntry) -> DeviceInfo:
     """Return the device info keys linking a device to its parent, old and new style.
 
     Home Assistant 2026.8 links by registry id (`via_device_id`); older releases by identifier.
     """
     if _VIA_DEVICE_ID:
-        return {"via_device_id": parent.id}
-    return {"via_device": next(iter(parent.identifiers))}
+        return cast(DeviceInfo, {"via_device_id": parent.id})
+    return DeviceInfo(via_device=next(iter(parent.identifiers)))
 
 
 @dataclass(slots=True, eq=False)
@@ -49,6 +49,8 @@ class Point:
     description: EnergyTelemetrySensorEntityDescription
     group: Group
     value: float | datetime | None = None
+    timestamp: float | None = None
+    """Source timestamp (ms) of the value shown."""
     last_reset: datetime | None = None
     guard: TotalGuard | None = None
     entity: EnergyTelemetrySensor | None = None
@@ -166,6 +168,7 @@ class PushCoordinator(DataUpdateCoordinator[dict[str, Group]]):
         value: float | datetime,
         timestamp: float | None,
         write: bool = True,
+        force: bool = False,
     ) -> None:
         """Apply a value to a point and write its entity if the shown state changed."""
         guard = point.guard
@@ -173,7 +176,8 @@ class PushCoordinator(DataUpdateCoordinator[dict[str, Group]]):
             if not guard.accept(value, timestamp):  # type: ignore[arg-type]
                 return
             value = guard.value  # type: ignore[assignment]
-        if point.value == value:
+        point.timestamp = timestamp
+        if point.value == value and not force:
             return
         point.value = value
         if write and (entity := point.entity) is not None:

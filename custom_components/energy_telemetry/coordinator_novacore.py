@@ -46,7 +46,9 @@ class NovacoreGroup(Group):
 
     __slots__ = ("der_type", "fields")
 
-    def __init__(self, key: str, unique_prefix: str, device_info: DeviceInfo, der_type: str) -> None:
+    def __init__(
+        self, key: str, unique_prefix: str, device_info: DeviceInfo, der_type: str
+    ) -> None:
         """Initialise an empty DER."""
         super().__init__(key, unique_prefix, device_info, track_staleness=True)
         self.der_type = der_type
@@ -111,13 +113,15 @@ class NovacoreCoordinator(PushCoordinator):
         self._ders_by_type.clear()
         self._device_entries.clear()
         for device in self.devices:
-            self._device_entries[device.id] = registry.async_get_or_create(
-                config_entry_id=entry_id,
+            info = DeviceInfo(
                 identifiers={(DOMAIN, f"{self.site_id}_{device.id}")},
                 name=device.name,
                 model=device.type,
                 serial_number=device.hardware_id,
-                **via_device(self._site_device),
+            )
+            info.update(via_device(self._site_device))
+            self._device_entries[device.id] = registry.async_get_or_create(
+                config_entry_id=entry_id, **info
             )
             for der in device.ders:
                 self._ders_by_id[der.id] = (der, device)
@@ -180,16 +184,17 @@ class NovacoreCoordinator(PushCoordinator):
         else:
             name = type_name
         parent = self._device_entries[device.id] if device else self._site_device
+        info = DeviceInfo(
+            identifiers={(DOMAIN, f"{self.site_id}_{key}")},
+            name=name,
+            manufacturer=reading.make,
+            model=type_name,
+        )
+        info.update(via_device(parent))
         group = NovacoreGroup(
             key,
             f"{self.site_id}_{key}",
-            DeviceInfo(
-                identifiers={(DOMAIN, f"{self.site_id}_{key}")},
-                name=name,
-                manufacturer=reading.make,
-                model=type_name,
-                **via_device(parent),
-            ),
+            info,
             reading.der_type,
         )
         self.data[key] = group
@@ -220,14 +225,18 @@ class NovacoreCoordinator(PushCoordinator):
                     point = self._new_field(group, field)
                 if point is None:
                     continue
-                self.async_set_value(point, point.description.value_fn(raw), timestamp, not came_back)
+                self.async_set_value(
+                    point, point.description.value_fn(raw), timestamp, not came_back
+                )
             if came_back:
                 self._write_group(group)
 
     def _new_field(self, group: NovacoreGroup, field: str) -> Point | None:
         if len(group.fields) >= MAX_FIELDS_PER_DER:
             group.fields[field] = None
-            LOGGER.debug("%s: ignoring field %s of %s (too many fields)", self.name, field, group.key)
+            LOGGER.debug(
+                "%s: ignoring field %s of %s (too many fields)", self.name, field, group.key
+            )
             return None
         description = novacore_description(group.der_type, field)
         point = group.points.get(description.key)

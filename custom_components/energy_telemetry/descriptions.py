@@ -48,7 +48,9 @@ class EnergyTelemetrySensorEntityDescription(SensorEntityDescription):
     """Translation placeholders of the entity name."""
 
 
-def _power(key: str, value_fn: Callable[[float], float] = _same, **kwargs: object) -> EnergyTelemetrySensorEntityDescription:
+def _power(
+    key: str, value_fn: Callable[[float], float] = _same, **kwargs: object
+) -> EnergyTelemetrySensorEntityDescription:
     return EnergyTelemetrySensorEntityDescription(
         key=key,
         device_class=SensorDeviceClass.POWER,

@@ -350,7 +350,9 @@ class NovacoreClient:
                 if isinstance(der, dict) and (der_id := _text(der.get("id"))):
                     der_type = _text(der.get("type"))
                     ders.append(
-                        Der(der_id, _text(der.get("name")) or der_id, normalise_type(der_type or ""))
+                        Der(
+                            der_id, _text(der.get("name")) or der_id, normalise_type(der_type or "")
+                        )
                     )
             devices.append(
                 Device(
@@ -561,7 +563,9 @@ class StreamStats:
     last_error: str | None = None
 
 
-def backoff_delay(attempt: int, initial: float = BACKOFF_INITIAL, cap: float = BACKOFF_MAX) -> float:
+def backoff_delay(
+    attempt: int, initial: float = BACKOFF_INITIAL, cap: float = BACKOFF_MAX
+) -> float:
     """Capped exponential backoff with full jitter (attempt 0 is the first retry)."""
     ceiling = min(cap, initial * (2 ** min(attempt, 30)))
     return random.uniform(ceiling / 2, ceiling)

@@ -17,7 +17,11 @@ ENERGY_TOTAL_REGISTER: Final = "2"
 
 REGISTER_KINDS: Final = ("energy_meter", "energy_interval", "power", "volume", "number")
 UNITS_BY_KIND: Final[dict[str, tuple[str, ...]]] = {
-    "energy_meter": (UnitOfEnergy.WATT_HOUR, UnitOfEnergy.KILO_WATT_HOUR, UnitOfEnergy.MEGA_WATT_HOUR),
+    "energy_meter": (
+        UnitOfEnergy.WATT_HOUR,
+        UnitOfEnergy.KILO_WATT_HOUR,
+        UnitOfEnergy.MEGA_WATT_HOUR,
+    ),
     "energy_interval": (
         UnitOfEnergy.WATT_HOUR,
         UnitOfEnergy.KILO_WATT_HOUR,
@@ -51,7 +55,7 @@ def register_description(
         kind = "energy_meter" if register_id == ENERGY_TOTAL_REGISTER else "number"
     unit = (mapping or {}).get("unit") or DEFAULT_UNITS.get(kind)
     common: dict[str, Any] = {
-        "key": f"register_{register_id}",
+        "key": register_id,
         "translation_key": "energy_total" if register_id == ENERGY_TOTAL_REGISTER else "register",
         "placeholders": (("register", register_id),),
         "native_unit_of_measurement": unit,

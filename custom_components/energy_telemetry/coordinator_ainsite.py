@@ -1,0 +1,239 @@
+"""Coordinator of an Ainsite subscription: its own persistent MQTT session, a sensor per register."""
+
+from __future__ import annotations
+
+from datetime import datetime
+import ssl
+import time
+from typing import Any
+
+from homeassistant.components.sensor import SensorStateClass
+from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
+
+from .ainsite import (
+    AinsiteAuthError,
+    AinsiteConnection,
+    ParseStats,
+    parse_payload,
+    parse_topic,
+)
+from .const import (
+    CONF_CLIENT_ID,
+    CONF_CUSTOMER_ID,
+    CONF_REGISTERS,
+    CONF_SUBSCRIPTION_ID,
+    CONF_TLS,
+    DOMAIN,
+    LOGGER,
+)
+from .coordinator import EnergyTelemetryConfigEntry, Group, PushCoordinator, via_device
+from .registers import LAST_READING_DESCRIPTION, async_tls_context, register_description
+
+MAX_METERS = 10_000
+MAX_REGISTERS_PER_METER = 100
+
+
+async def async_create_coordinator(
+    hass: HomeAssistant, entry: EnergyTelemetryConfigEntry
+) -> AinsiteCoordinator:
+    """Build the coordinator, with a TLS context made off the event loop."""
+    entry.async_on_unload(entry.add_update_listener(_async_options_updated))
+    return AinsiteCoordinator(hass, entry, await async_tls_context(hass, entry.data[CONF_TLS]))
+
+
+async def _async_options_updated(hass: HomeAssistant, entry: EnergyTelemetryConfigEntry) -> None:
+    """Reload so that new register mappings take effect."""
+    hass.config_entries.async_schedule_reload(entry.entry_id)
+
+
+class AinsiteCoordinator(PushCoordinator):
+    """Holds the MQTT session of one customer (or one of its subscriptions)."""
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry: EnergyTelemetryConfigEntry,
+        tls_context: ssl.SSLContext | None,
+    ) -> None:
+        """Prepare the connection; it opens in `async_start`."""
+        super().__init__(hass, entry, name=entry.title)
+        data = entry.data
+        self.customer_id: str = data[CONF_CUSTOMER_ID]
+        self.subscription_id: str | None = data.get(CONF_SUBSCRIPTION_ID) or None
+        self.mappings: dict[str, dict[str, Any]] = dict(entry.options.get(CONF_REGISTERS, {}))
+        self.stats = ParseStats()
+        self.duplicates = 0
+        self.out_of_order = 0
+        self.foreign = 0
+        self._subscription_devices: dict[str, dr.DeviceEntry] = {}
+        self.connection = AinsiteConnection(
+            data[CONF_HOST],
+            data[CONF_PORT],
+            data[CONF_USERNAME],
+            data[CONF_PASSWORD],
+            data[CONF_CLIENT_ID],
+            self.customer_id,
+            self.subscription_id,
+            tls_context,
+            on_message=self._async_on_message,
+            on_connected=self.async_connection_up,
+            on_disconnected=self._async_on_disconnected,
+        )
+
+    async def _async_update_data(self) -> dict[str, Group]:
+        """Recreate the meters and registers known from earlier runs, so totals restore at once."""
+        registry = er.async_get(self.hass)
+        prefix = f"{self.customer_id}_"
+        for entity in er.async_entries_for_config_entry(registry, self.config_entry.entry_id):
+            unique_id = entity.unique_id
+            if not unique_id.startswith(prefix) or entity.domain != "sensor":
+                continue
+            if unique_id.endswith(f"_{LAST_READING_DESCRIPTION.key}"):
+                continue
+            meter, _, register = unique_id[len(prefix) :].rpartition("_")
+            if not meter:
+                continue
+            group = self.data.get(meter) or self._new_meter(meter, None)
+            if register not in group.points:
+                self.async_add_point(
+                    group, register_description(register, self.mappings.get(register))
+                )
+        return self.data
+
+    @callback
+    def async_start(self) -> None:
+        """Open the MQTT session as a background task of the entry."""
+        self.async_start_watchdog()
+        entry = self.config_entry
+        entry.async_create_background_task(
+            self.hass, self._async_run(), f"{self.name} MQTT session"
+        )
+        entry.async_on_unload(self._async_close)
+
+    async def _async_close(self) -> None:
+        await self.connection.close()
+
+    async def _async_run(self) -> None:
+        try:
+            await self.connection.run()
+        except AinsiteAuthError:
+            LOGGER.warning(
+                "%s: the broker refused the credentials; please re-authenticate", self.name
+            )
+            self.config_entry.async_start_reauth(self.hass)
+
+    @callback
+    def _async_on_disconnected(self, error: Exception | None) -> None:
+        self.async_connection_down(str(error) if error else "disconnected")
+
+    def known_registers(self) -> set[str]:
+        """Return every register id seen so far."""
+        return {
+            point.description.key
+            for group in self.data.values()
+            for point in group.points.values()
+            if point.description is not LAST_READING_DESCRIPTION
+        }
+
+    # --- readings -----------------------------------------------------------------------------
+
+    def _subscription_device(self, subscription: str) -> dr.DeviceEntry:
+        device = self._subscription_devices.get(subscription)
+        if device is None:
+            device = dr.async_get(self.hass).async_get_or_create(
+                config_entry_id=self.config_entry.entry_id,
+                identifiers={(DOMAIN, f"ainsite_{self.customer_id}_{subscription}")},
+                name=f"Ainsite subscription {subscription}",
+                manufacturer="Ainsite",
+                model="MQTT subscription",
+                entry_type=DeviceEntryType.SERVICE,
+            )
+            self._subscription_devices[subscription] = device
+        return device
+
+    def _new_meter(self, meter: str, subscription: str | None) -> Group:
+        info = DeviceInfo(
+            identifiers={(DOMAIN, f"ainsite_{self.customer_id}_{meter}")},
+            name=f"Meter {meter}",
+            manufacturer="Ainsite",
+            model="Meter",
+        )
+        if subscription is not None:
+            info.update(via_device(self._subscription_device(subscription)))
+        group = Group(meter, f"{self.customer_id}_{meter}", info)
+        self.data[meter] = group
+        return group
+
+    @callback
+    def _async_on_message(self, topic: str, payload: bytes) -> None:
+        """Apply one MQTT message; duplicates and older readings are dropped."""
+        parts = parse_topic(topic)
+        if (
+            parts is None
+            or parts[0] != self.customer_id
+            or (self.subscription_id is not None and parts[1] != self.subscription_id)
+        ):
+            self.foreign += 1
+            LOGGER.debug("%s: ignoring message on unexpected topic %.200s", self.name, topic)
+            return
+        reading = parse_payload(payload, self.stats)
+        if reading is None:
+            return
+        meter = parts[2]
+        group = self.data.get(meter)
+        if group is None:
+            if len(self.data) >= MAX_METERS:
+                return
+            group = self._new_meter(meter, parts[1])
+        register = reading.register_id
+        point = group.points.get(register)
+        if point is None:
+            if len(group.points) >= MAX_REGISTERS_PER_METER:
+                return
+            point = self.async_add_point(
+                group, register_description(register, self.mappings.get(register))
+            )
+        timestamp = reading.timestamp.timestamp() * 1000.0
+        last = point.timestamp if point.guard is None else point.guard.timestamp
+        if last is not None and timestamp <= last:
+            if timestamp == last:
+                self.duplicates += 1
+            else:
+                self.out_of_order += 1
+            return
+        force = False
+        if (
+            reading.start is not None
+            and point.description.state_class is SensorStateClass.TOTAL
+            and point.last_reset != reading.start
+        ):
+            point.last_reset = reading.start
+            force = True
+        group.seen(time.monotonic())
+        self.async_set_value(point, reading.value, timestamp, force=force)
+        self._set_last_reading(group, reading.timestamp)
+
+    def _set_last_reading(self, group: Group, moment: datetime) -> None:
+        point = group.points.get(LAST_READING_DESCRIPTION.key)
+        if point is None:
+            point = self.async_add_point(group, LAST_READING_DESCRIPTION)
+        if not isinstance(point.value, datetime) or moment > point.value:
+            self.async_set_value(point, moment, None)
+
+    def diagnostics(self) -> dict[str, Any]:
+        """Add the session's counters to the common diagnostics."""
+        data = super().diagnostics()
+        data["mqtt"] = {
+            "connects": self.connection.connects,
+            "messages": self.connection.messages,
+            "accepted": self.stats.accepted,
+            "rejected": dict(self.stats.rejected),
+            "duplicates": self.duplicates,
+            "out_of_order": self.out_of_order,
+            "foreign_topics": self.foreign,
+            "registers": sorted(self.known_registers()),
+        }
+        return data
