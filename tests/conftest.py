@@ -80,9 +80,7 @@ async def novacore(socket_enabled: None) -> AsyncGenerator[Novacore]:
     server = NovacoreServer(keepalive_interval=0)
     await server.start()
     key = Ed25519PrivateKey.generate()
-    identity = server.add_identity(
-        base64.b64encode(key.public_key().public_bytes_raw()).decode()
-    )
+    identity = server.add_identity(base64.b64encode(key.public_key().public_bytes_raw()).decode())
     server.add_site(SITE_ID, SITE_NAME, DEVICES)
     try:
         yield Novacore(server, key, identity)
@@ -112,3 +110,27 @@ def state_value(hass: HomeAssistant) -> Generator[Callable[[str], str | None]]:
         return None if state is None else state.state
 
     yield _get
+
+
+CUSTOMER_ID = "cust-4711"
+SUBSCRIPTION_ID = "sub-1"
+MQTT_USERNAME = "ha-user"
+MQTT_PASSWORD = "s3cret-mqtt-pass"
+
+
+@pytest.fixture
+def mosquitto(socket_enabled: None, tmp_path: Any) -> Generator[Any]:
+    """Start a real mosquitto with TLS, a password file, an ACL and persistence."""
+    from homeassistant.util.ssl import client_context
+
+    from .mosquitto import Mosquitto
+
+    broker = Mosquitto(tmp_path / "broker")
+    broker.add_user(MQTT_USERNAME, MQTT_PASSWORD, CUSTOMER_ID)
+    broker.start()
+    # Home Assistant's verifying client context trusts the test CA, as a real one trusts Ainsite's.
+    client_context().load_verify_locations(cafile=str(broker.ca_path))
+    try:
+        yield broker
+    finally:
+        broker.stop()

@@ -302,7 +302,7 @@ class Mosquitto:
                     f"mosquitto exited with {self._process.returncode}:\n"
                     f"{self.output_path.read_text(errors='replace')}\n{self.log_text()}"
                 )
-            for port in pending:
+            for port in list(pending):
                 try:
                     with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                         pending.discard(port)

@@ -176,9 +176,7 @@ async def _entry(hass: HomeAssistant, novacore: Novacore, **credentials: str):  
 
 async def test_reauth(hass: HomeAssistant, novacore: Novacore) -> None:
     """Reauth replaces the credentials; errors recover."""
-    entry = await _entry(
-        hass, novacore, token=novacore.server.issue_token(novacore.identity)
-    )
+    entry = await _entry(hass, novacore, token=novacore.server.issue_token(novacore.identity))
     result = await hass.config_entries.flow.async_init(
         DOMAIN,
         context={"source": SOURCE_REAUTH, "entry_id": entry.entry_id},
