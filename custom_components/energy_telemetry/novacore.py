@@ -437,7 +437,11 @@ class ParseStats:
 
 
 def _timestamp(value: Any) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+    if (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and -_MAX_ABS_VALUE < value < _MAX_ABS_VALUE  # also false for NaN; no float() of a huge int
+    ):
         # Seconds are accepted too: anything before 1973 in ms is taken as seconds.
         return float(value) * 1000.0 if 0 < value < 1e11 else float(value)
     if isinstance(value, str):
@@ -476,8 +480,9 @@ def _parse_item(item: Any, stats: ParseStats) -> Reading | None:
         for name, value in item.items()
         if type(value) in (int, float)
         and name not in _NON_VALUE_KEYS
-        and math.isfinite(value)
+        # The range check first: math.isfinite() of a huge int raises OverflowError.
         and -_MAX_ABS_VALUE < value < _MAX_ABS_VALUE
+        and math.isfinite(value)
     }
     if not values:
         stats.reject("no_values", item)
@@ -497,7 +502,8 @@ def parse_event(data: str, stats: ParseStats) -> list[Reading]:
     """Parse the data of one SSE event: a reading, an enveloped reading, or a list of them."""
     try:
         body = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: nesting deeper than the decoder handles.
         stats.reject("invalid_json", data)
         return []
     if isinstance(body, list):
