@@ -62,6 +62,10 @@ def password_hash(password: str, salt: bytes | None = None) -> str:
     )
 
 
+class _PortTakenError(Exception):
+    """A listener port was taken by another process."""
+
+
 @dataclass(frozen=True, slots=True)
 class BrokerUser:
     """A broker account and the topic patterns it may read and write."""
@@ -189,6 +193,7 @@ class Mosquitto:
             ADMIN_USERNAME: BrokerUser(ADMIN_USERNAME, self.admin_password, ("#",))
         }
         self._process: subprocess.Popen[bytes] | None = None
+        self._started = False
         _write_certificates(self.base_dir)
         self._write_auth_files()
         self._write_config()
@@ -284,9 +289,29 @@ class Mosquitto:
         return self._process.pid if self.running and self._process else None
 
     def start(self, timeout: float = 10.0) -> None:
-        """Start the broker and wait until both listeners accept connections."""
+        """Start the broker and wait until both listeners accept connections.
+
+        If another process took one of the ports before the first start, new ports are picked.
+        """
         if self.running:
             return
+        for _ in range(4):
+            try:
+                self._start(timeout)
+            except _PortTakenError:
+                if self._started:
+                    raise
+                self.tls_port, self.plain_port = free_port(), free_port()
+                self._write_config()
+            else:
+                self._started = True
+                return
+        msg = "mosquitto could not bind its ports"
+        raise RuntimeError(msg)
+
+    def _start(self, timeout: float) -> None:
+        """Start the process once and wait for the listeners."""
+        log_size = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.output_path.open("ab") as output:
             self._process = subprocess.Popen(
                 [find_mosquitto(), "-c", str(self.config_path)],
@@ -298,11 +323,14 @@ class Mosquitto:
         pending = {self.tls_port, self.plain_port}
         while pending:
             if self._process.poll() is not None:
+                if "Address already in use" in self.log_text()[log_size:]:
+                    self._process = None
+                    raise _PortTakenError
                 raise RuntimeError(
                     f"mosquitto exited with {self._process.returncode}:\n"
                     f"{self.output_path.read_text(errors='replace')}\n{self.log_text()}"
                 )
-            for port in list(pending):
+            for port in sorted(pending):
                 try:
                     with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                         pending.discard(port)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import json
 import logging
 from pathlib import Path
+import re
 import ssl
 from typing import Any
 
@@ -425,6 +426,14 @@ def _connection(
     )
 
 
+async def _establish_session(broker: Mosquitto, tls: ssl.SSLContext) -> None:
+    """Connect once as client-1, so that the broker keeps its session while it is away."""
+    recorder = Recorder()
+    conn = _connection(broker.tls_port, recorder, tls_context=tls)
+    async with Running(conn):
+        await recorder.wait_for(lambda: conn.connected)
+
+
 class Running:
     """An AinsiteConnection running in a task for the length of a with block."""
 
@@ -459,31 +468,26 @@ def _messages(count: int, meter: str = "m1", customer: str = CUSTOMER) -> list[t
 
 async def test_validate_ok(broker: Mosquitto, tls: ssl.SSLContext) -> None:
     """Valid credentials connect, subscribe at QoS 1 and disconnect cleanly."""
-    await async_validate(
-        HOST, broker.tls_port, USERNAME, PASSWORD, "validate-1", CUSTOMER, SUBSCRIPTION, tls
-    )
-    log = broker.wait_for_log("Received DISCONNECT from validate-1")
+    await async_validate(HOST, broker.tls_port, USERNAME, PASSWORD, CUSTOMER, SUBSCRIPTION, tls)
+    log = broker.wait_for_log("Received DISCONNECT from ha-energy-telemetry-check-")
     assert f"meters/outbound/{CUSTOMER}/{SUBSCRIPTION}/+ (QoS 1)" in log
-    assert "as validate-1 (p2, c0" in log  # p2: MQTT 3.1.1; c0: clean session false
+    # p2: MQTT 3.1.1; c1: a clean, throwaway session that takes over nothing
+    assert re.search(r"as ha-energy-telemetry-check-[0-9a-f]+ \(p2, c1", log)
     assert PASSWORD not in log
 
 
 async def test_validate_wrong_password(broker: Mosquitto, tls: ssl.SSLContext) -> None:
     """mosquitto answers a wrong password with CONNACK 5 (not authorized): an auth error."""
     with pytest.raises(AinsiteAuthError):
-        await async_validate(
-            HOST, broker.tls_port, USERNAME, "wrong", "validate-2", CUSTOMER, None, tls
-        )
+        await async_validate(HOST, broker.tls_port, USERNAME, "wrong", CUSTOMER, None, tls)
     with pytest.raises(AinsiteAuthError):
-        await async_validate(
-            HOST, broker.tls_port, "nobody", "x", "validate-3", CUSTOMER, None, tls
-        )
+        await async_validate(HOST, broker.tls_port, "nobody", "x", CUSTOMER, None, tls)
 
 
 async def test_validate_unreachable(socket_enabled: None) -> None:
     """A closed port is a connection error."""
     with pytest.raises(AinsiteConnectionError):
-        await async_validate(HOST, free_port(), USERNAME, PASSWORD, "v", CUSTOMER, None, None)
+        await async_validate(HOST, free_port(), USERNAME, PASSWORD, CUSTOMER, None, None)
 
 
 async def test_validate_untrusted_certificate(broker: Mosquitto) -> None:
@@ -494,7 +498,6 @@ async def test_validate_untrusted_certificate(broker: Mosquitto) -> None:
             broker.tls_port,
             USERNAME,
             PASSWORD,
-            "validate-4",
             CUSTOMER,
             None,
             ssl.create_default_context(),
@@ -504,15 +507,13 @@ async def test_validate_untrusted_certificate(broker: Mosquitto) -> None:
 async def test_validate_times_out(broker: Mosquitto) -> None:
     """Plain MQTT against the TLS port never gets a CONNACK: a timeout, as a connection error."""
     with pytest.raises(AinsiteConnectionError):
-        await async_validate(
-            HOST, broker.tls_port, USERNAME, PASSWORD, "validate-5", CUSTOMER, None, None, 1
-        )
+        await async_validate(HOST, broker.tls_port, USERNAME, PASSWORD, CUSTOMER, None, None, 1)
 
 
 async def test_validate_rejects_bad_ids(socket_enabled: None) -> None:
     """Ids are checked before anything is sent."""
     with pytest.raises(ValueError, match="customer_id"):
-        await async_validate(HOST, 1, USERNAME, PASSWORD, "v", "#", None, None)
+        await async_validate(HOST, 1, USERNAME, PASSWORD, "#", None, None)
 
 
 async def test_acl_violation(broker: Mosquitto, tls: ssl.SSLContext) -> None:
@@ -522,7 +523,7 @@ async def test_acl_violation(broker: Mosquitto, tls: ssl.SSLContext) -> None:
     client connected, but never delivers a message the ACL denies. Ainsite instead drops the
     session; the code handles both (a refused SUBACK raises AinsiteSubscribeError).
     """
-    await async_validate(HOST, broker.tls_port, USERNAME, PASSWORD, "acl-1", "cust-2", None, tls)
+    await async_validate(HOST, broker.tls_port, USERNAME, PASSWORD, "cust-2", None, tls)
     recorder = Recorder()
     conn = _connection(broker.tls_port, recorder, tls_context=tls, customer="cust-2")
     async with Running(conn):
@@ -627,7 +628,7 @@ async def test_close_before_and_while_backing_off(socket_enabled: None) -> None:
 
 async def test_persistent_session(broker: Mosquitto, tls: ssl.SSLContext) -> None:
     """Messages published while the client is away arrive when it returns with its id."""
-    await async_validate(HOST, broker.tls_port, USERNAME, PASSWORD, "client-1", CUSTOMER, None, tls)
+    await _establish_session(broker, tls)
     offline = _messages(10)
     await broker.apublish_many(offline)  # queued in the session the validation created
     recorder = Recorder()
@@ -683,7 +684,7 @@ async def test_queued_messages_survive_restart_and_kill(
     broker: Mosquitto, tls: ssl.SSLContext
 ) -> None:
     """Messages queued for an offline client survive SIGTERM, and SIGKILL after an autosave."""
-    await async_validate(HOST, broker.tls_port, USERNAME, PASSWORD, "client-1", CUSTOMER, None, tls)
+    await _establish_session(broker, tls)
     queued = _messages(10)
     await broker.apublish_many(queued)
     broker.restart()

@@ -24,6 +24,7 @@ from custom_components.energy_telemetry import novacore, totals
 from custom_components.energy_telemetry.novacore import (
     BACKOFF_MAX,
     MAX_LOGGED_CHARS,
+    READ_TIMEOUT,
     Der,
     Device,
     InvalidKeyError,
@@ -140,7 +141,7 @@ def test_load_signer_seed_and_public_key() -> None:
 
 
 def _rsa_pem() -> str:
-    return _pem(rsa.generate_private_key(public_exponent=65537, key_size=1024))
+    return _pem(rsa.generate_private_key(public_exponent=65537, key_size=2048))
 
 
 def _mismatched_64() -> str:
@@ -161,14 +162,20 @@ def _mismatched_64() -> str:
             id="encrypted-pem",
         ),
         pytest.param(
-            lambda: "-----BEGIN PRIVATE KEY-----\nTm90IGEga2V5IGF0IGFsbA==\n-----END PRIVATE KEY-----",
+            lambda: (
+                "-----BEGIN PRIVATE KEY-----\nTm90IGEga2V5IGF0IGFsbA==\n-----END PRIVATE KEY-----"
+            ),
             id="broken-pem",
         ),
         pytest.param(
-            lambda: Ed25519PrivateKey.generate()
-            .public_key()
-            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-            .decode(),
+            lambda: (
+                Ed25519PrivateKey.generate()
+                .public_key()
+                .public_bytes(
+                    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+                )
+                .decode()
+            ),
             id="public-key-pem",
         ),
         pytest.param(lambda: "this is $$ not a key at all", id="garbage"),
@@ -271,7 +278,10 @@ def test_parse_list_of_readings() -> None:
             {"W": 3},
         ]
     )
-    assert [(r.der_type, r.values) for r in readings] == [("pv", {"W": -1.0}), ("meter", {"W": 2.0})]
+    assert [(r.der_type, r.values) for r in readings] == [
+        ("pv", {"W": -1.0}),
+        ("meter", {"W": 2.0}),
+    ]
     assert stats.accepted == 2
     assert stats.rejected == {"not_an_object": 1, "no_type": 1}
 
@@ -429,9 +439,7 @@ def test_client_needs_credentials(session: aiohttp.ClientSession) -> None:
         NovacoreClient(session, "http://127.0.0.1:1", token="")
 
 
-async def test_client_sites_and_devices(
-    session: aiohttp.ClientSession, novacore: Novacore
-) -> None:
+async def test_client_sites_and_devices(session: aiohttp.ClientSession, novacore: Novacore) -> None:
     """A key mints one token, used for every request until it is near expiry."""
     client = _client(session, novacore)
     assert client.can_mint
@@ -665,7 +673,11 @@ async def test_client_envelopes_and_junk_items(
         (lambda: web.json_response({"sites": "nope"}), NovacoreError, "unexpected response"),
         (lambda: web.json_response("a string"), NovacoreError, "unexpected response"),
         (lambda: web.Response(text="<html></html>"), NovacoreError, "not JSON"),
-        (lambda: web.Response(text="Bad gateway", status=502), NovacoreConnectionError, "^HTTP 502$"),
+        (
+            lambda: web.Response(text="Bad gateway", status=502),
+            NovacoreConnectionError,
+            "^HTTP 502$",
+        ),
         (lambda: web.json_response(["x"], status=418), NovacoreError, "^HTTP 418$"),
     ],
 )
@@ -742,8 +754,7 @@ async def test_stream_readings_and_resume(
     server = novacore.server
     probe = StreamProbe(_client(session, novacore))
     try:
-        await server.wait_for_streams(SITE_ID)
-        assert probe.stream.connected
+        await wait_for(lambda: probe.stream.connected)
         await novacore.push({"type": "pv", "W": -1, "timestamp": TS}, event_id="e1")
         await novacore.push({"type": "pv", "W": -2, "timestamp": TS + 1}, event="ping")
         await wait_for(lambda: probe.stream.stats.ignored_events == 1)
@@ -806,7 +817,7 @@ async def test_stream_honours_retry_after(
     novacore.server.fail_stream(429, retry_after=0.3)
     probe = StreamProbe(_client(session, novacore))
     try:
-        await novacore.server.wait_for_streams(SITE_ID)
+        await wait_for(lambda: probe.connected_at)
         failed_at, error = probe.errors[0]
         assert isinstance(error, NovacoreConnectionError)
         assert error.retry_after == 0.3
@@ -869,6 +880,42 @@ async def test_stream_wrong_content_type(session: aiohttp.ClientSession, odd: Od
         assert "unexpected content type application/json" in str(probe.errors[0][1])
         assert not probe.readings
         assert probe.stream.stats.connects == 0
+    finally:
+        await probe.stop()
+
+
+async def test_stream_without_callbacks(session: aiohttp.ClientSession, novacore: Novacore) -> None:
+    """The connection callbacks are optional."""
+    stream = SiteStream(
+        _client(session, novacore),
+        SITE_ID,
+        on_readings=lambda readings: None,
+        backoff_initial=0.01,
+        backoff_max=0.05,
+    )
+    assert stream.read_timeout == READ_TIMEOUT
+    task = asyncio.create_task(stream.run())
+    try:
+        await wait_for(lambda: stream.connected)
+        await novacore.server.cut_streams(SITE_ID)
+        await wait_for(lambda: stream.stats.disconnects == 1 and stream.connected)
+        assert stream.stats.connects == 2
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_stream_204_ends_the_stream(session: aiohttp.ClientSession, odd: OddServer) -> None:
+    """A 204 answer ends the stream without an event; the stream tries again later."""
+    odd.responses[f"/stream/sites/{SITE_ID}"] = lambda: web.Response(
+        status=204, headers={"Content-Type": "text/event-stream"}
+    )
+    probe = StreamProbe(NovacoreClient(session, odd.url, token="t"))
+    try:
+        await wait_for(lambda: len(probe.errors) >= 2)
+        assert isinstance(probe.errors[0][1], StreamEndedError)
+        assert probe.stream.stats.connects >= 2
+        assert not probe.readings
     finally:
         await probe.stop()
 

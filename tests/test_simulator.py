@@ -265,10 +265,11 @@ async def test_token_expiry_and_revocation(
     async with session.get(url, headers=_auth(good)) as resp:
         assert resp.status == 401
         assert (await resp.json())["message"] == "token expired"
-    fresh = server.issue_token(identity, ttl=1)
+    fresh = server.issue_token(identity, ttl=2)  # exp is whole seconds: valid for 1 s at least
     async with session.get(url, headers=_auth(fresh)) as resp:
         assert resp.status == 200
-    await asyncio.sleep(1.05)
+    exp = json.loads(b64decode_any(fresh.split(".")[1]))["exp"]
+    await asyncio.sleep(exp - time.time() + 0.05)
     async with session.get(url, headers=_auth(fresh)) as resp:
         assert resp.status == 401
 

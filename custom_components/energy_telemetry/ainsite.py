@@ -15,6 +15,7 @@ import random
 import ssl
 import time
 from typing import Any, Final, cast
+import uuid
 
 import aiomqtt
 
@@ -314,26 +315,108 @@ def _make_client(
     tls_context: ssl.SSLContext | None,
     keepalive: int,
     timeout: float,
+    *,
+    clean_session: bool = False,
 ) -> aiomqtt.Client:
     """Return an MQTT 3.1.1 client with a persistent session."""
-    return aiomqtt.Client(
+    client = aiomqtt.Client(
         host,
         port,
         username=username,
         password=password,
         identifier=client_id,
         protocol=aiomqtt.ProtocolVersion.V311,
-        clean_session=False,
+        clean_session=clean_session,
         keepalive=keepalive,
         tls_context=tls_context,
         timeout=timeout,
         logger=_MQTT_LOGGER,
     )
+    _guard_writer_registration(client)
+    return client
+
+
+def _guard_writer_registration(client: aiomqtt.Client) -> None:
+    """Register paho's socket writer only if that socket is still open when the loop gets to it.
+
+    aiomqtt defers the registration with call_soon_threadsafe but removes it at once; a socket
+    closed in between (the broker dropped the connection, a reconnect, an unload) would otherwise
+    be registered closed and raise EBADF inside the event loop.
+    """
+    paho_client = client._client  # noqa: SLF001
+    loop = asyncio.get_running_loop()
+
+    def write() -> None:
+        try:
+            paho_client.loop_write()
+        except Exception as exc:  # noqa: BLE001 - as aiomqtt: the connection broke
+            disconnected = client._disconnected  # noqa: SLF001
+            if not disconnected.done():
+                disconnected.set_exception(exc)
+
+    def register(_client: Any, _userdata: Any, sock: Any) -> None:
+        def add() -> None:
+            if paho_client._sock is sock:  # noqa: SLF001
+                loop.add_writer(sock.fileno(), write)
+
+        loop.call_soon_threadsafe(add)
+
+    paho_client.on_socket_register_write = register
+
+
+async def _settle() -> None:
+    """Let the loop run the reader/writer registrations paho scheduled from other threads.
+
+    paho asks for them with call_soon_threadsafe; closing the socket before they ran would leave
+    them to register a closed file descriptor.
+    """
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+
+
+async def _discard(client: aiomqtt.Client) -> None:
+    """Close the socket of a client whose connection attempt failed or was cancelled.
+
+    aiomqtt leaves paho's socket (and its event-loop reader) open when the broker refuses the
+    CONNACK; its later close would then reach a callback of the abandoned client.
+    """
+    await _settle()
+    paho_client = client._client  # noqa: SLF001
+    with contextlib.suppress(Exception):
+        paho_client._sock_close()  # noqa: SLF001
+
+
+async def _disconnect(client: aiomqtt.Client) -> None:
+    """Disconnect cleanly (a DISCONNECT packet), whatever state the connection is in."""
+    await _settle()
+    with contextlib.suppress(aiomqtt.MqttError, OSError, TimeoutError):
+        await client.__aexit__(None, None, None)
+    await _discard(client)
 
 
 async def _subscribe(client: aiomqtt.Client, topic_filter: str) -> None:
-    """Subscribe at QoS 1 and raise AinsiteSubscribeError if the broker refuses."""
-    granted = await client.subscribe(topic_filter, qos=QOS)
+    """Subscribe at QoS 1; raise AinsiteSubscribeError if the broker refuses or drops us.
+
+    aiomqtt does not fail a pending SUBSCRIBE when the connection closes, so the SUBACK is raced
+    against the connection's end (Ainsite drops the session of a client subscribing outside its
+    customer).
+    """
+    disconnected = client._disconnected  # noqa: SLF001
+    subscribing = asyncio.ensure_future(client.subscribe(topic_filter, qos=QOS))
+    try:
+        await asyncio.wait([subscribing, disconnected], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not subscribing.done():
+            subscribing.cancel()
+            with contextlib.suppress(BaseException):
+                await subscribing
+        if disconnected.done() and not disconnected.cancelled():
+            disconnected.exception()  # retrieved: reported below, not as an orphan
+    if subscribing.cancelled() or subscribing.exception() is not None:
+        raise AinsiteSubscribeError(
+            f"The broker closed the connection on subscribing to {topic_filter}"
+        )
+    granted = subscribing.result()
     if _granted_failed(granted):
         raise AinsiteSubscribeError(f"Broker refused the subscription to {topic_filter}: {granted}")
 
@@ -343,30 +426,46 @@ async def async_validate(
     port: int,
     username: str,
     password: str,
-    client_id: str,
     customer_id: str,
     subscription_id: str | None,
     tls_context: ssl.SSLContext | None,
     timeout: float = 10,
 ) -> None:
-    """Connect, subscribe at QoS 1 (creating the persistent session) and disconnect."""
+    """Connect, subscribe at QoS 1 and disconnect, as a throwaway clean session.
+
+    A client id of its own keeps the check from taking over (and so disconnecting) a running
+    session of the same entry.
+    """
     topic_filter = subscription_filter(customer_id, subscription_id)
     client = _make_client(
-        host, port, username, password, client_id, tls_context, DEFAULT_KEEPALIVE, timeout
+        host,
+        port,
+        username,
+        password,
+        f"ha-energy-telemetry-check-{uuid.uuid4().hex[:16]}",
+        tls_context,
+        DEFAULT_KEEPALIVE,
+        timeout,
+        clean_session=True,
     )
     try:
         async with asyncio.timeout(timeout):
             try:
                 await client.__aenter__()
             except aiomqtt.MqttError as err:
+                await _discard(client)
                 raise _connect_error(err) from err
+            except BaseException:
+                # Cancelled or timed out while connecting: nothing may touch the socket later.
+                await _discard(client)
+                raise
             try:
                 await _subscribe(client, topic_filter)
             except aiomqtt.MqttError as err:
-                raise AinsiteConnectionError(f"Subscription failed: {err}") from err
+                # Ainsite drops the session of a client subscribing outside its customer.
+                raise AinsiteSubscribeError(f"Dropped while subscribing: {err}") from err
             finally:
-                with contextlib.suppress(aiomqtt.MqttError):
-                    await client.__aexit__(None, None, None)
+                await _disconnect(client)
     except TimeoutError as err:
         raise AinsiteConnectionError(f"Timed out talking to {host}:{port}") from err
     except (OSError, ssl.SSLError) as err:
@@ -504,7 +603,12 @@ class AinsiteConnection:
         try:
             await client.__aenter__()
         except aiomqtt.MqttError as err:
+            await _discard(client)
             raise _connect_error(err) from err
+        except BaseException:
+            # Cancelled or timed out while connecting: nothing may touch the socket later.
+            await _discard(client)
+            raise
         try:
             await _subscribe(client, self.topic_filter)
             self._subscribed = True
@@ -534,9 +638,8 @@ class AinsiteConnection:
             raise AinsiteConnectionError("Message stream ended")
         finally:
             self.connected = False
-            with contextlib.suppress(aiomqtt.MqttError, OSError, TimeoutError):
-                # on cancellation this sends a clean DISCONNECT
-                await client.__aexit__(None, None, None)
+            # on cancellation this still sends a clean DISCONNECT
+            await _disconnect(client)
 
     async def close(self) -> None:
         """Disconnect cleanly and stop run()."""

@@ -231,7 +231,6 @@ class EnergyTelemetryConfigFlow(ConfigFlow, domain=DOMAIN):
                 port=data[CONF_PORT],
                 username=data[CONF_USERNAME],
                 password=data[CONF_PASSWORD],
-                client_id=data[CONF_CLIENT_ID],
                 customer_id=data[CONF_CUSTOMER_ID],
                 subscription_id=data.get(CONF_SUBSCRIPTION_ID),
                 tls_context=await async_tls_context(self.hass, data[CONF_TLS]),

@@ -38,7 +38,7 @@ def via_device(parent: dr.DeviceEntry) -> DeviceInfo:
     Home Assistant 2026.8 links by registry id (`via_device_id`); older releases by identifier.
     """
     if _VIA_DEVICE_ID:
-        return cast(DeviceInfo, {"via_device_id": parent.id})
+        return cast("DeviceInfo", {"via_device_id": parent.id})
     return DeviceInfo(via_device=next(iter(parent.identifiers)))
 
 
@@ -228,10 +228,10 @@ class PushCoordinator(DataUpdateCoordinator[dict[str, Group]]):
         self._down_since = time.monotonic()
         LOGGER.debug("%s: connection lost (%s)", self.name, reason)
         self.last_exception_text = reason
-        if self.connection_available:
-            self._grace_unsub = async_call_later(
-                self.hass, self.grace_period, self._async_grace_expired
-            )
+        # Also when the connection has never been up: a stream that cannot be opened is reported.
+        self._grace_unsub = async_call_later(
+            self.hass, self.grace_period, self._async_grace_expired
+        )
 
     @callback
     def _async_grace_expired(self, _now: datetime) -> None:

@@ -1,0 +1,1 @@
+"""Benchmark harness: what a reading costs in a real Home Assistant process."""

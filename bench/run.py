@@ -1,0 +1,881 @@
+"""What a reading costs: the integration against Home Assistant's own MQTT sensors and a floor.
+
+Each scenario runs in its own real Home Assistant process (one per repeat), fed through one
+mosquitto (plain listener, password) or the Novacore simulator in this process:
+
+- ainsite:  the integration reads Ainsite payloads (v1 register 2, v2 others) for M meters x R
+            registers from its own MQTT session;
+- baseline: the same payloads read by the built-in `mqtt` integration, one YAML `mqtt: sensor:`
+            per (meter, register) with a value template picking its register out of the JSON;
+- novacore: the integration reads full PV / battery / meter readings over SSE;
+- floor:    a trivial integration (bench/floor_component) writing as many states from a loop
+            inside Home Assistant: the state machine's own cost.
+
+Every reading carries a unique increasing number (its sequence number + 10,000,000) in one value,
+so each `state_changed` seen on the websocket is matched to the moment the reading was sent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+from collections.abc import Awaitable, Callable
+import contextlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+import json
+import math
+import os
+from pathlib import Path
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from typing import Any
+import uuid
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.ha import (  # noqa: E402
+    HomeAssistantProcess,
+    copy_template,
+    cpu_seconds,
+    default_python,
+    make_template,
+    memory_kib,
+    reset_peak,
+)
+
+SEQ_BASE = 10_000_000
+SCENARIOS = ("ainsite", "baseline", "novacore", "floor")
+REGISTERS = ("2", "7", "12", "13", "14", "15", "16", "17", "18", "19")
+SUBSCRIPTION = "sub-1"
+MQTT_USER = "bench"
+MQTT_PASSWORD = "bench-mqtt-password"  # noqa: S105
+SITE_ID = "sit-bench"
+MQTT_RAMP = (250, 500, 1000, 2000, 4000)
+NOVACORE_RAMP = (50, 100, 200, 400)
+NOVACORE_FIELDS_PER_METER = 14
+VERBOSE = bool(os.environ.get("BENCH_VERBOSE"))
+
+
+@dataclass
+class Settings:
+    """What one run measures."""
+
+    n: int = 3000
+    repeat: int = 3
+    meters: int = 100
+    registers: int = 10
+    entities: int = 1000
+    rate: float = 500.0
+    novacore_rate: float = 100.0
+    ramp_seconds: float = 2.0
+    idle_seconds: float = 2.0
+    settle_seconds: float = 2.0
+    mqtt_ramp: tuple[int, ...] = MQTT_RAMP
+    novacore_ramp: tuple[int, ...] = NOVACORE_RAMP
+    scenarios: tuple[str, ...] = SCENARIOS
+
+    @property
+    def novacore_n(self) -> int:
+        return max(30, self.n // 5)
+
+
+# --- matching state changes to readings --------------------------------------------------------
+
+
+class Tracker:
+    """Send times of readings and the moments their state changes were seen."""
+
+    def __init__(self) -> None:
+        self.sent: dict[int, float] = {}
+        self.seen: dict[int, float] = {}
+        self.writes = 0
+        self.max_seen = -1
+
+    def on_event(self, event: dict[str, Any], now: float) -> None:
+        data = event["data"]
+        if not data["entity_id"].startswith("sensor."):
+            return
+        new_state = data.get("new_state")
+        if new_state is None:
+            return
+        state = new_state["state"]
+        if state in ("unavailable", "unknown"):
+            return
+        self.writes += 1
+        try:
+            value = abs(float(state))
+        except ValueError:
+            return
+        if SEQ_BASE <= value < 2 * SEQ_BASE:
+            seq = round(value) - SEQ_BASE
+            if seq not in self.seen:
+                self.seen[seq] = now
+                self.max_seen = max(seq, self.max_seen)
+
+    def all_seen(self, first: int, count: int) -> bool:
+        seen = self.seen
+        return all(seq in seen for seq in range(first, first + count))
+
+    async def wait_seen(self, first: int, count: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        pending = set(range(first, first + count))
+        while True:
+            pending -= self.seen.keys()
+            if not pending:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.01)
+
+
+async def paced(count: int, rate: float, emit: Callable[[int], Awaitable[None] | None]) -> float:
+    """Call emit(i) for i < count at `rate` per second; return the start time."""
+    start = time.monotonic()
+    index = 0
+    while index < count:
+        due = min(count, int((time.monotonic() - start) * rate) + 1)
+        while index < due:
+            result = emit(index)
+            if result is not None:
+                await result
+            index += 1
+        await asyncio.sleep(0.002)
+    return start
+
+
+# --- scenarios ---------------------------------------------------------------------------------
+
+
+class Scenario:
+    """One source feeding one Home Assistant process."""
+
+    name = ""
+    ramp: tuple[int, ...] = ()
+
+    def __init__(self, settings: Settings, env: Environment, tag: str) -> None:
+        self.settings = settings
+        self.env = env
+        self.tag = tag
+        self.ha: HomeAssistantProcess
+        self.tracker = Tracker()
+        self.next_seq = 0
+
+    @property
+    def cpu_rate(self) -> float:
+        return self.settings.rate
+
+    @property
+    def cpu_n(self) -> int:
+        return self.settings.n
+
+    def extra_yaml(self) -> str:
+        return ""
+
+    def prepare(self, config_dir: Path) -> None:
+        """Write files the configuration needs before Home Assistant starts."""
+
+    async def setup(self) -> None:
+        """Create the config entries."""
+
+    async def create_entities(self) -> None:
+        """Make the scenario's entities exist (with a value)."""
+        raise NotImplementedError
+
+    async def drive(self, first: int, count: int, rate: float) -> None:
+        """Send readings first..first+count-1 at rate per second, recording send times."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Release what the scenario holds in this process."""
+
+
+class MqttScenario(Scenario):
+    """Ainsite payloads published to the shared broker."""
+
+    ramp = MQTT_RAMP
+
+    def __init__(self, settings: Settings, env: Environment, tag: str) -> None:
+        super().__init__(settings, env, tag)
+        self.customer = f"cust-{tag}"
+        self.base_time = datetime.now(UTC) - timedelta(days=3)
+        self.per_cycle = settings.meters * settings.registers
+
+    def topic(self, meter: int) -> str:
+        return f"meters/outbound/{self.customer}/{SUBSCRIPTION}/mtr-{meter}"
+
+    def message(self, seq: int) -> tuple[str, bytes]:
+        registers = self.settings.registers
+        cycle, within = divmod(seq, self.per_cycle)
+        meter, index = divmod(within, registers)
+        register = REGISTERS[index]
+        end = self.base_time + timedelta(minutes=cycle + 1)
+        value = SEQ_BASE + seq
+        if register == "2":
+            body: dict[str, Any] = {
+                "smarteo_payload_schema_version": 1,
+                "data_timestamp_utc": _ts(end),
+                "system_timestamp_utc": _ts(end + timedelta(seconds=1)),
+                "register_id": 2,
+                "meter_reading": float(value),
+            }
+        else:
+            body = {
+                "smarteo_payload_schema_version": 2,
+                "measurement_start_timestamp_utc": _ts(end - timedelta(minutes=1)),
+                "measurement_end_timestamp_utc": _ts(end),
+                "register_id": int(register),
+                "value": float(value),
+            }
+        return self.topic(meter), json.dumps(body).encode()
+
+    async def drive(self, first: int, count: int, rate: float) -> None:
+        messages = [self.message(first + index) for index in range(count)]
+        sent = self.tracker.sent
+        publish = self.env.publisher.publish
+
+        def emit(index: int) -> None:
+            sent[first + index] = time.monotonic()
+            publish(*messages[index])
+
+        if rate <= 0:
+            for index in range(count):
+                emit(index)
+            return
+        await paced(count, rate, emit)
+
+    async def create_entities(self) -> None:
+        first = self.next_seq
+        await self.drive(first, self.per_cycle, 2000)
+        self.next_seq += self.per_cycle
+        if not await self.tracker.wait_seen(first, self.per_cycle, 60):
+            raise RuntimeError(f"{self.name}: warm-up readings did not all arrive")
+
+
+class AinsiteScenario(MqttScenario):
+    """The integration's own MQTT session."""
+
+    name = "ainsite"
+
+    async def setup(self) -> None:
+        broker = self.env.broker
+        await self.ha.config_flow(
+            "energy_telemetry",
+            {"next_step_id": "ainsite"},
+            {
+                "host": "127.0.0.1",
+                "port": broker.plain_port,
+                "tls": False,
+                "username": MQTT_USER,
+                "password": MQTT_PASSWORD,
+                "customer_id": self.customer,
+                "subscription_id": SUBSCRIPTION,
+            },
+        )
+        await asyncio.sleep(1.0)
+
+
+class BaselineScenario(MqttScenario):
+    """Home Assistant's MQTT integration with hand-written YAML sensors."""
+
+    name = "baseline"
+
+    def extra_yaml(self) -> str:
+        return "mqtt: !include bench_mqtt.yaml\n"
+
+    def prepare(self, config_dir: Path) -> None:
+        (config_dir / "bench_mqtt.yaml").write_text("sensor: []\n")
+
+    async def setup(self) -> None:
+        broker = self.env.broker
+        await self.ha.config_flow(
+            "mqtt",
+            {
+                "broker": "127.0.0.1",
+                "port": broker.plain_port,
+                "username": MQTT_USER,
+                "password": MQTT_PASSWORD,
+            },
+        )
+        await asyncio.sleep(1.0)
+
+    def sensors_yaml(self) -> str:
+        lines = ["sensor:"]
+        for meter in range(self.settings.meters):
+            for register in REGISTERS[: self.settings.registers]:
+                key = "meter_reading" if register == "2" else "value"
+                lines += [
+                    f'  - name: "Meter {meter} register {register}"',
+                    f"    unique_id: bench_{self.customer}_{meter}_{register}",
+                    f'    state_topic: "{self.topic(meter)}"',
+                    "    value_template: >-",
+                    f"      {{% if value_json.register_id == {register} %}}"
+                    f"{{{{ value_json.{key} }}}}"
+                    "{% elif this.state in ('unknown', 'unavailable') %}None"
+                    "{% else %}{{ this.state }}{% endif %}",
+                ]
+                if register == "2":
+                    lines += [
+                        "    device_class: energy",
+                        "    state_class: total_increasing",
+                        "    unit_of_measurement: kWh",
+                    ]
+                else:
+                    lines.append("    state_class: measurement")
+        return "\n".join(lines) + "\n"
+
+    async def create_entities(self) -> None:
+        (self.ha.config_dir / "bench_mqtt.yaml").write_text(self.sensors_yaml())
+        before = await self.ha.sensor_count()
+        await self.ha.call_service("mqtt", "reload", {})
+        want = before + self.per_cycle
+        deadline = time.monotonic() + 60
+        while await self.ha.sensor_count() < want:
+            if time.monotonic() > deadline:
+                raise RuntimeError("baseline: the YAML sensors did not appear")
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(1.5)  # the MQTT client batches its subscriptions
+        await super().create_entities()
+
+
+class NovacoreScenario(Scenario):
+    """The integration reading a site's SSE stream from the simulator in this process."""
+
+    name = "novacore"
+    ramp = NOVACORE_RAMP
+
+    def __init__(self, settings: Settings, env: Environment, tag: str) -> None:
+        super().__init__(settings, env, tag)
+        from simulator.model import SiteModel
+        from simulator.novacore_server import NovacoreServer
+
+        self.server = NovacoreServer(keepalive_interval=15)
+        self.model = SiteModel(SITE_ID, "Bench Home", speed=1.0, seed=7)
+        self.base_ms = int(time.time() * 1000) - 86_400_000
+
+    @property
+    def cpu_rate(self) -> float:
+        return self.settings.novacore_rate
+
+    @property
+    def cpu_n(self) -> int:
+        return self.settings.novacore_n
+
+    async def setup(self) -> None:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        await self.server.start()
+        key = Ed25519PrivateKey.generate()
+        identity = self.server.add_identity(
+            base64.b64encode(key.public_key().public_bytes_raw()).decode()
+        )
+        self.server.add_site(SITE_ID, "Bench Home", self.model.devices())
+        token = self.server.issue_token(identity)
+        await self.ha.config_flow(
+            "energy_telemetry",
+            {"next_step_id": "novacore"},
+            {"api_url": self.server.url, "token": token},
+            {"site_id": SITE_ID},
+        )
+        await self.server.wait_for_streams(SITE_ID, 1, 30)
+
+    def frames(self, first: int, count: int) -> list[str]:
+        frames: list[str] = []
+        readings: list[dict[str, Any]] = []
+        for index in range(count):
+            seq = first + index
+            kind = seq % 3
+            if kind == 0 or not readings:
+                readings = self.model.step(2.0)
+            reading = dict(readings[kind])
+            value = float(SEQ_BASE + seq)
+            reading["W"] = -value if reading["type"] == "pv" else value
+            reading["timestamp"] = self.base_ms + seq
+            frames.append(json.dumps(reading, separators=(",", ":")))
+        return frames
+
+    async def drive(self, first: int, count: int, rate: float) -> None:
+        frames = self.frames(first, count)
+        sent = self.tracker.sent
+        push = self.server.push
+
+        async def emit(index: int) -> None:
+            sent[first + index] = time.monotonic()
+            await push(SITE_ID, frames[index])
+
+        await paced(count, rate, emit)
+
+    async def create_entities(self) -> None:
+        first = self.next_seq
+        frames = self.frames(first, 3)
+        extra = max(0, math.ceil((self.settings.entities - 35) / NOVACORE_FIELDS_PER_METER))
+        meter = json.loads(frames[2])
+        for number in range(extra):
+            reading = dict(meter)
+            reading["der_id"] = f"der-bench-x{number}"
+            reading["W"] = 1000.0 + number
+            frames.append(json.dumps(reading))
+        for index, frame in enumerate(frames):
+            if index < 3:
+                self.tracker.sent[first + index] = time.monotonic()
+            await self.server.push(SITE_ID, frame)
+        self.next_seq += 3
+        if not await self.tracker.wait_seen(first, 3, 60):
+            raise RuntimeError("novacore: warm-up readings did not all arrive")
+        await _wait_stable(self.ha)
+
+    async def close(self) -> None:
+        await self.server.stop()
+
+
+class FloorScenario(Scenario):
+    """State writes from a loop inside Home Assistant."""
+
+    name = "floor"
+    ramp = MQTT_RAMP
+
+    async def setup(self) -> None:
+        await self.ha.config_flow("bench_floor")
+
+    async def create_entities(self) -> None:
+        before = await self.ha.sensor_count()
+        count = self.settings.entities
+        await self.ha.call_service("bench_floor", "create", {"count": count})
+        deadline = time.monotonic() + 60
+        while await self.ha.sensor_count() < before + count:
+            if time.monotonic() > deadline:
+                raise RuntimeError("floor: sensors did not appear")
+            await asyncio.sleep(0.2)
+        first = self.next_seq
+        await self.drive(first, count, 2000)
+        self.next_seq += count
+        await self.tracker.wait_seen(first, count, 60)
+
+    async def drive(self, first: int, count: int, rate: float) -> None:
+        t0 = time.monotonic() + 0.05
+        sent = self.tracker.sent
+        for index in range(count):
+            sent[first + index] = t0 + index / rate
+        await self.ha.call_service(
+            "bench_floor",
+            "run",
+            {"base": SEQ_BASE, "start": first, "count": count, "rate": rate, "t0": t0},
+        )
+        await asyncio.sleep(max(0.0, t0 + count / rate - time.monotonic()))
+
+
+SCENARIO_TYPES: dict[str, type[Scenario]] = {
+    "ainsite": AinsiteScenario,
+    "baseline": BaselineScenario,
+    "novacore": NovacoreScenario,
+    "floor": FloorScenario,
+}
+
+
+async def _wait_stable(ha: HomeAssistantProcess, timeout: float = 60) -> None:
+    """Wait until the number of sensors stops changing."""
+    deadline = time.monotonic() + timeout
+    last, same = -1, 0
+    while same < 3 and time.monotonic() < deadline:
+        count = await ha.sensor_count()
+        same = same + 1 if count == last else 0
+        last = count
+        await asyncio.sleep(0.2)
+
+
+def _ts(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+# --- the shared environment ------------------------------------------------------------------
+
+
+class Publisher:
+    """A paho client publishing at QoS 1 from its own network thread (non-blocking publish)."""
+
+    def __init__(self, port: int, username: str, password: str) -> None:
+        import paho.mqtt.client as paho
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"bench-publisher-{uuid.uuid4().hex[:8]}",
+            protocol=paho.MQTTv311,
+        )
+        self.client.username_pw_set(username, password)
+        self.client.max_inflight_messages_set(1000)
+        self.client.max_queued_messages_set(0)
+        connected = threading.Event()
+        self.client.on_connect = lambda *_args: connected.set()
+        self.client.connect("127.0.0.1", port, keepalive=60)
+        self.client.loop_start()
+        if not connected.wait(10):
+            raise RuntimeError("publisher could not connect to mosquitto")
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        self.client.publish(topic, payload, qos=1)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@dataclass
+class Environment:
+    """The broker, the publisher and the onboarded template, shared by every scenario."""
+
+    workdir: Path
+    python: str
+    template: Path
+    broker: Any
+    publisher: Publisher
+
+
+# --- measurements ----------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    """One repeat of one scenario."""
+
+    cpu_per_1k: float = math.nan
+    writes_per_reading: float = math.nan
+    p50_ms: float = math.nan
+    p99_ms: float = math.nan
+    lost: int = 0
+    sustained: float = 0.0
+    ramp: list[tuple[int, float, float, bool]] = field(default_factory=list)
+    mem_per_entity_kib: float = math.nan
+    entities: int = 0
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def measure_memory(scenario: Scenario, result: Result) -> None:
+    ha = scenario.ha
+    await asyncio.sleep(scenario.settings.settle_seconds)
+    before = await ha.sensor_count()
+    reset_peak(ha.pid)
+    await asyncio.sleep(1.0)
+    idle = memory_kib(ha.pid, "VmHWM")
+    reset_peak(ha.pid)
+    await scenario.create_entities()
+    await asyncio.sleep(1.0)
+    peak = memory_kib(ha.pid, "VmHWM")
+    result.entities = await ha.sensor_count() - before
+    if result.entities > 0:
+        result.mem_per_entity_kib = (peak - idle) / result.entities
+
+
+async def measure_cpu(scenario: Scenario, result: Result) -> None:
+    ha = scenario.ha
+    tracker = scenario.tracker
+    settings = scenario.settings
+    await asyncio.sleep(0.5)
+    cpu0 = cpu_seconds(ha.pid)
+    await asyncio.sleep(settings.idle_seconds)
+    idle_rate = (cpu_seconds(ha.pid) - cpu0) / settings.idle_seconds
+    first, count, rate = scenario.next_seq, scenario.cpu_n, scenario.cpu_rate
+    scenario.next_seq += count
+    writes0 = tracker.writes
+    start = time.monotonic()
+    cpu_start = cpu_seconds(ha.pid)
+    await scenario.drive(first, count, rate)
+    complete = await tracker.wait_seen(first, count, 10 + count / rate)
+    end = max((tracker.seen.get(seq, 0.0) for seq in range(first, first + count)), default=start)
+    cpu_end = cpu_seconds(ha.pid)
+    end = max(end, start + 1e-3) if complete else time.monotonic()
+    used = cpu_end - cpu_start - idle_rate * (end - start)
+    result.cpu_per_1k = used / count * 1000
+    result.writes_per_reading = (tracker.writes - writes0) / count
+    latencies = [
+        (tracker.seen[seq] - tracker.sent[seq]) * 1000
+        for seq in range(first, first + count)
+        if seq in tracker.seen
+    ]
+    result.lost = count - len(latencies)
+    result.p50_ms = _percentile(latencies, 0.50)
+    result.p99_ms = _percentile(latencies, 0.99)
+
+
+async def measure_ramp(scenario: Scenario, result: Result, rates: tuple[int, ...]) -> None:
+    tracker = scenario.tracker
+    window = scenario.settings.ramp_seconds
+    for rate in rates:
+        count = max(10, int(rate * window))
+        first = scenario.next_seq
+        scenario.next_seq += count
+        start = time.monotonic() + 0.01
+        samples: list[float] = []
+
+        def lag(first: int = first, start: float = start, rate: int = rate) -> float:
+            # How far the delivered readings are behind the schedule: 0 when caught up.
+            delivered = max(tracker.max_seen, first - 1)
+            due = start + (delivered + 1 - first) / rate
+            return max(0.0, time.monotonic() - due)
+
+        async def sample() -> None:
+            while True:
+                samples.append(lag())
+                await asyncio.sleep(0.05)
+
+        sampler = asyncio.create_task(sample())
+        await scenario.drive(first, count, rate)
+        lag_end = lag()
+        sampler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampler
+        lag_mid = samples[len(samples) // 2] if samples else 0.0
+        complete = await tracker.wait_seen(first, count, 10)
+        ok = complete and lag_end < 1.0 and lag_end - lag_mid < 0.5
+        result.ramp.append((rate, lag_mid, lag_end, ok))
+        if not ok:
+            break
+        result.sustained = rate
+        await asyncio.sleep(0.3)
+
+
+async def run_scenario(env: Environment, settings: Settings, name: str, repeat: int) -> Result:
+    tag = f"{name}{repeat}"
+    scenario = SCENARIO_TYPES[name](settings, env, tag)
+    config_dir = copy_template(env.template, env.workdir / tag)
+    scenario.prepare(config_dir)
+    ha = HomeAssistantProcess(env.python, config_dir, scenario.extra_yaml())
+    scenario.ha = ha
+    result = Result()
+    clock = time.monotonic()
+
+    def step(what: str) -> None:
+        nonlocal clock
+        now = time.monotonic()
+        if VERBOSE:
+            print(f"bench:   {what} {now - clock:.1f} s", file=sys.stderr, flush=True)
+        clock = now
+
+    try:
+        await ha.start()
+        await ha.connect_ws()
+        ha.on_event = scenario.tracker.on_event
+        step("started")
+        await scenario.setup()
+        step("set up")
+        await measure_memory(scenario, result)
+        step("memory")
+        await measure_cpu(scenario, result)
+        step("cpu")
+        rates = settings.novacore_ramp if name == "novacore" else settings.mqtt_ramp
+        await measure_ramp(scenario, result, rates)
+        step("ramp")
+    finally:
+        await ha.stop()
+        await scenario.close()
+        step("stopped")
+    return result
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+def _median(values: list[float]) -> float:
+    clean = [value for value in values if not math.isnan(value)]
+    return statistics.median(clean) if clean else math.nan
+
+
+def _fmt(value: float, digits: int = 2) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def report(settings: Settings, results: dict[str, list[Result]], elapsed: float) -> str:
+    rows: dict[str, dict[str, float]] = {}
+    for name, runs in results.items():
+        cpu = _median([run.cpu_per_1k for run in runs])
+        writes = _median([run.writes_per_reading for run in runs])
+        rows[name] = {
+            "cpu": cpu,
+            "writes": writes,
+            "cpu_write": cpu / writes if writes else math.nan,
+            "p50": _median([run.p50_ms for run in runs]),
+            "p99": _median([run.p99_ms for run in runs]),
+            "lost": float(max(run.lost for run in runs)),
+            "sustained": _median([run.sustained for run in runs]),
+            "mem": _median([run.mem_per_entity_kib for run in runs]),
+            "entities": _median([float(run.entities) for run in runs]),
+        }
+    rate_of = {
+        "novacore": settings.novacore_rate,
+    }
+    lines = [
+        f"Energy Telemetry bench: {settings.repeat} repeat(s), medians; "
+        f"{settings.meters} meters x {settings.registers} registers; "
+        f"CPU phase {settings.n} readings (novacore {settings.novacore_n}); "
+        f"{os.cpu_count()} CPUs; {elapsed:.0f} s",
+        "",
+        f"{'scenario':<9} {'CPU s/1k rd':>11} {'writes/rd':>9} {'CPU s/1k wr':>11} "
+        f"{'rate/s':>6} {'p50 ms':>7} {'p99 ms':>7} {'lost':>4} {'sustained/s':>11} "
+        f"{'entities':>8} {'KiB/entity':>10}",
+    ]
+    for name, row in rows.items():
+        lines.append(
+            f"{name:<9} {_fmt(row['cpu'], 3):>11} {_fmt(row['writes'], 2):>9} "
+            f"{_fmt(row['cpu_write'], 3):>11} {rate_of.get(name, settings.rate):>6.0f} "
+            f"{_fmt(row['p50'], 1):>7} {_fmt(row['p99'], 1):>7} {row['lost']:>4.0f} "
+            f"{row['sustained']:>11.0f} {row['entities']:>8.0f} {_fmt(row['mem'], 2):>10}"
+        )
+    lines.append("")
+    lines.append("ramp (rate: lag at mid / at end, s; + sustained, - backlog), per repeat:")
+    for name, runs in results.items():
+        for index, run in enumerate(runs):
+            steps = " ".join(
+                f"{rate}:{mid:.2f}/{end:.2f}{'+' if ok else '-'}"
+                for rate, mid, end, ok in run.ramp
+            )
+            lines.append(f"  {name:<9} #{index + 1} {steps}")
+    lines.append("")
+    lines.extend(_targets(settings, rows))
+    return "\n".join(lines)
+
+
+def _targets(settings: Settings, rows: dict[str, dict[str, float]]) -> list[str]:
+    lines = ["ratios and targets:"]
+
+    def verdict(ok: bool | None) -> str:
+        return "n/a " if ok is None else ("PASS" if ok else "MISS")
+
+    def ratio(a: float, b: float) -> float:
+        return a / b if b and not math.isnan(a) and not math.isnan(b) else math.nan
+
+    ainsite, baseline = rows.get("ainsite"), rows.get("baseline")
+    floor, novacore = rows.get("floor"), rows.get("novacore")
+    if ainsite and baseline:
+        value = ratio(ainsite["cpu"], baseline["cpu"])
+        ok = None if math.isnan(value) else value <= 1 / 3
+        lines.append(
+            f"  {verdict(ok)} ainsite/baseline CPU per reading = {_fmt(value, 3)} (target <= 0.333)"
+        )
+    for name, row in (("ainsite", ainsite), ("novacore", novacore)):
+        if row and floor:
+            value = ratio(row["cpu_write"], floor["cpu_write"])
+            ok = None if math.isnan(value) else value <= 1.25
+            lines.append(
+                f"  {verdict(ok)} {name}/floor CPU per state write = {_fmt(value, 2)}"
+                " (target <= 1.25)"
+            )
+    for name, row, rate in (
+        ("ainsite", ainsite, settings.rate),
+        ("novacore", novacore, settings.novacore_rate),
+    ):
+        if row:
+            ok = None if math.isnan(row["p99"]) else row["p99"] < 50 and row["lost"] == 0
+            lines.append(
+                f"  {verdict(ok)} {name} p99 latency = {_fmt(row['p99'], 1)} ms at {rate:.0f}"
+                " readings/s (target < 50 ms)"
+            )
+    for name, row, target in (("ainsite", ainsite, 2000), ("novacore", novacore, 200)):
+        if row:
+            lines.append(
+                f"  {verdict(row['sustained'] >= target)} {name} sustained"
+                f" {row['sustained']:.0f} readings/s (target >= {target})"
+            )
+    for name, row in (("ainsite", ainsite), ("novacore", novacore), ("baseline", baseline)):
+        if row and floor:
+            value = ratio(row["mem"], floor["mem"])
+            ok = None if math.isnan(value) else value <= 1.10
+            if name == "baseline":
+                lines.append(f"       baseline/floor memory per entity = {_fmt(value, 2)}")
+                continue
+            lines.append(
+                f"  {verdict(ok)} {name}/floor memory per entity = {_fmt(value, 2)}"
+                " (target <= 1.10)"
+            )
+    if baseline and floor:
+        lines.append(
+            f"       baseline/floor CPU per state write = "
+            f"{_fmt(ratio(baseline['cpu_write'], floor['cpu_write']), 2)}"
+        )
+    return lines
+
+
+# --- main --------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> Settings:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny run (smoke test)")
+    parser.add_argument("--repeat", type=int, help="Home Assistant processes per scenario")
+    parser.add_argument("--n", type=int, help="readings in the CPU/latency phase")
+    parser.add_argument(
+        "--scenarios", help=f"comma-separated subset of {','.join(SCENARIOS)} (default all)"
+    )
+    args = parser.parse_args(argv)
+    settings = Settings()
+    if args.quick:
+        settings = Settings(
+            n=200,
+            repeat=1,
+            meters=5,
+            registers=4,
+            entities=20,
+            rate=200,
+            novacore_rate=50,
+            ramp_seconds=0.5,
+            idle_seconds=0.5,
+            settle_seconds=0.5,
+            mqtt_ramp=(250,),
+            novacore_ramp=(50,),
+        )
+    if args.repeat:
+        settings.repeat = args.repeat
+    if args.n:
+        settings.n = args.n
+    if args.scenarios:
+        names = tuple(name.strip() for name in args.scenarios.split(",") if name.strip())
+        unknown = set(names) - set(SCENARIOS)
+        if unknown:
+            parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+        settings.scenarios = names
+    return settings
+
+
+async def main_async(settings: Settings) -> str:
+    from tests.mosquitto import Mosquitto
+
+    started = time.monotonic()
+    python = os.environ.get("BENCH_HA_PYTHON") or default_python()
+    with tempfile.TemporaryDirectory(prefix="energy-telemetry-bench-") as tmp:
+        workdir = Path(tmp)
+        broker = Mosquitto(workdir / "broker")
+        broker.add_user(MQTT_USER, MQTT_PASSWORD, patterns=["meters/outbound/#"])
+        broker.start()
+        publisher = Publisher(broker.plain_port, broker.admin_username, broker.admin_password)
+        try:
+            template = await make_template(python, workdir)
+            env = Environment(workdir, python, template, broker, publisher)
+            results: dict[str, list[Result]] = {name: [] for name in settings.scenarios}
+            for repeat in range(settings.repeat):
+                for name in settings.scenarios:
+                    print(f"bench: {name} #{repeat + 1}", file=sys.stderr, flush=True)
+                    results[name].append(await run_scenario(env, settings, name, repeat))
+        finally:
+            publisher.close()
+            broker.stop()
+    return report(settings, results, time.monotonic() - started)
+
+
+def main(argv: list[str] | None = None) -> None:
+    settings = parse_args(argv)
+    print(asyncio.run(main_async(settings)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Chaos scenarios: real peers on loopback, faults injected, a real Home Assistant measured."""

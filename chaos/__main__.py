@@ -1,0 +1,46 @@
+"""Run every chaos scenario with the long parameters and print the table of results.
+
+Usage: scripts/chaos [pytest arguments, e.g. -k mqtt]
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+import sys
+import tempfile
+
+import pytest
+
+from .report import FULL_ENV, REPORT_ENV, format_table, load
+
+
+def main() -> int:
+    """Run tests/test_chaos.py with CHAOS_FULL=1 and print what each scenario measured."""
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory() as directory:
+        report = Path(directory) / "chaos.jsonl"
+        os.environ[FULL_ENV] = "1"
+        os.environ[REPORT_ENV] = str(report)
+        code = pytest.main(
+            [
+                str(root / "tests" / "test_chaos.py"),
+                "-q",
+                "-p",
+                "no:randomly",
+                "-o",
+                "timeout=900",
+                "--no-header",
+                "--tb=line",
+                "--show-capture=no",
+                *sys.argv[1:],
+            ]
+        )
+        results = load(report)
+    print()
+    print(format_table(results))
+    return int(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

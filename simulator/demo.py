@@ -1,0 +1,1082 @@
+"""Run the integration end to end with no account anywhere: `python -m simulator.demo`.
+
+Starts a Novacore server fed by the site model, a mosquitto broker fed by the Ainsite publisher,
+and a real Home Assistant; onboards it through its own API, adds both sources through the
+integration's config flow over REST, sets up the energy dashboard, and keeps everything running
+until Ctrl-C or SIGTERM. Everything started is stopped on the way out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+from collections.abc import Awaitable, Callable, Iterable
+import contextlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+from pathlib import Path
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+import aiohttp
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from .ainsite_publisher import DEFAULT_METERS, run_publisher
+from .model import SiteModel, run_site
+from .novacore_server import NovacoreServer
+
+_LOGGER = logging.getLogger("simulator.demo")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+INTEGRATION_DIR = REPO_ROOT / "custom_components" / "energy_telemetry"
+DOMAIN = "energy_telemetry"
+DEFAULT_STATE_FILE = REPO_ROOT / ".demo" / "state.json"
+
+DEMO_NAME = "Demo"
+DEMO_USERNAME = "demo"
+DEMO_PASSWORD = "demo"  # noqa: S105 - the documented login of a loopback-only demo
+SITE_ID = "sit-demo"
+SITE_NAME = "Demo Home"
+CUSTOMER_ID = "cust-demo"
+SUBSCRIPTION_ID = "sub-demo"
+MQTT_USERNAME = "ainsite-demo"
+BACKFILL_HOURS = 24
+
+# Home Assistant integrations the demo configures, on top of those Home Assistant always loads.
+CONFIGURED_INTEGRATIONS = ("api", "config", "energy", "history", "logbook", "recorder", "search")
+# Config entries the onboarding's core-config step creates by itself; they need the internet.
+ONBOARDING_EXTRAS = ("google_translate", "met", "radio_browser", "shopping_list")
+# Mosquitto 2.0's "$7$" password hash: PBKDF2-SHA512 with this many iterations.
+_PBKDF2_ITERATIONS = 101
+
+
+class DemoError(Exception):
+    """The demo could not start; the message says why."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_is_free(port: int) -> bool:
+    """Return whether 127.0.0.1:port can be listened on."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def mosquitto_password_hash(password: str) -> str:
+    """Return a mosquitto 2.0 password-file hash of a password."""
+    salt = secrets.token_bytes(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, _PBKDF2_ITERATIONS)
+    return (
+        f"$7${_PBKDF2_ITERATIONS}$"
+        f"{base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+    )
+
+
+def find_mosquitto() -> str:
+    """Return the path of the mosquitto binary."""
+    found = shutil.which("mosquitto")
+    if found:
+        return found
+    for candidate in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"):
+        if os.access(candidate, os.X_OK):
+            return candidate
+    raise DemoError("mosquitto is not installed (apt-get install mosquitto, or run scripts/demo)")
+
+
+def local_time_zone() -> str:
+    """Return the IANA name of this machine's time zone, or UTC."""
+    if (name := os.environ.get("TZ", "").lstrip(":")) and "/" in name:
+        return name
+    with contextlib.suppress(OSError):
+        target = os.path.realpath("/etc/localtime")
+        if "/zoneinfo/" in target:
+            return target.split("/zoneinfo/", 1)[1]
+    return "UTC"
+
+
+def integration_requirements(domains: Iterable[str]) -> list[str]:
+    """Return the pip requirements of Home Assistant integrations and their dependencies."""
+    spec = importlib.util.find_spec("homeassistant")
+    if spec is None or not spec.submodule_search_locations:
+        raise DemoError("Home Assistant is not installed in this Python")
+    components = Path(next(iter(spec.submodule_search_locations))) / "components"
+    seen: set[str] = set()
+    requirements: set[str] = set()
+    stack = list(domains)
+    while stack:
+        domain = stack.pop()
+        if domain in seen:
+            continue
+        seen.add(domain)
+        manifest_path = components / domain / "manifest.json"
+        if not manifest_path.is_file():
+            continue
+        manifest = json.loads(manifest_path.read_text())
+        requirements.update(manifest.get("requirements", []))
+        stack.extend(manifest.get("dependencies", []))
+    return sorted(requirements)
+
+
+def loaded_integrations() -> set[str]:
+    """Return the Home Assistant integrations a demo instance sets up."""
+    from homeassistant import bootstrap  # noqa: PLC0415 - heavy, and only for this
+
+    return {
+        *bootstrap.CORE_INTEGRATIONS,
+        *bootstrap.DEFAULT_INTEGRATIONS,
+        *bootstrap.FRONTEND_INTEGRATIONS,
+        "logger",
+        "network",
+        "system_log",
+        *CONFIGURED_INTEGRATIONS,
+    }
+
+
+def _die_with_parent() -> None:
+    """In a child process: get SIGTERM when the demo dies, even by SIGKILL (Linux)."""
+    with contextlib.suppress(Exception):
+        import ctypes  # noqa: PLC0415 - only in the child, between fork and exec
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _say(message: str) -> None:
+    print(f"[demo] {message}", file=sys.stderr, flush=True)  # noqa: T201
+
+
+# --------------------------------------------------------------------------- child processes
+
+
+class Child:
+    """A child process in its own process group, stopped with the whole group."""
+
+    def __init__(self, name: str, args: list[str], log_path: Path, **kwargs: Any) -> None:
+        """Prepare the command; start() runs it."""
+        self.name = name
+        self.args = args
+        self.log_path = log_path
+        self.kwargs = kwargs
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """Return the process id."""
+        return None if self.process is None else self.process.pid
+
+    @property
+    def running(self) -> bool:
+        """Return whether the process is alive."""
+        return self.process is not None and self.process.poll() is None
+
+    def start(self) -> None:
+        """Start the process in a new session, output to the log file."""
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(  # noqa: S603 - our own fixed commands
+                self.args,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
+                **self.kwargs,
+            )
+
+    def log_tail(self, lines: int = 40) -> str:
+        """Return the end of the process's output."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    async def stop(self, timeout: float) -> None:
+        """SIGTERM the process group, wait, then SIGKILL what is left."""
+        process = self.process
+        if process is None:
+            return
+        pgid = process.pid
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                await asyncio.to_thread(process.wait, timeout)
+        # The group may hold helpers of the main process: they go too.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+        if process.poll() is None:
+            await asyncio.to_thread(process.wait)
+
+
+# --------------------------------------------------------------------------- Home Assistant APIs
+
+
+class HassError(DemoError):
+    """Home Assistant answered a request with an error."""
+
+
+class HassWebSocket:
+    """A minimal client of Home Assistant's websocket API."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """Wrap an authenticated connection."""
+        self._ws = ws
+        self._id = 0
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def connect(
+        cls, session: aiohttp.ClientSession, base_url: str, token: str
+    ) -> Any:  # an async context manager yielding HassWebSocket
+        """Connect and authenticate."""
+        async with session.ws_connect(f"{base_url}/api/websocket", max_msg_size=0) as ws:
+            hello = await ws.receive_json()
+            if hello.get("type") != "auth_required":
+                raise HassError(f"unexpected websocket greeting: {hello}")
+            await ws.send_json({"type": "auth", "access_token": token})
+            answer = await ws.receive_json()
+            if answer.get("type") != "auth_ok":
+                raise HassError(f"websocket authentication failed: {answer}")
+            yield cls(ws)
+
+    async def call(self, message_type: str, **payload: Any) -> Any:
+        """Send a command and return its result."""
+        self._id += 1
+        message_id = self._id
+        await self._ws.send_json({"id": message_id, "type": message_type, **payload})
+        while True:
+            answer = await self._ws.receive_json()
+            if answer.get("id") != message_id or answer.get("type") != "result":
+                continue
+            if not answer.get("success"):
+                raise HassError(f"{message_type} failed: {answer.get('error')}")
+            return answer.get("result")
+
+
+async def _request(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    token: str | None = None,
+    json_body: Any = None,
+    form: dict[str, str] | None = None,
+) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with session.request(method, url, headers=headers, json=json_body, data=form) as resp:
+        text = await resp.text()
+        if resp.status >= 400:
+            raise HassError(f"{method} {url} answered {resp.status}: {text[:500]}")
+        return json.loads(text) if text else None
+
+
+# --------------------------------------------------------------------------- the demo
+
+
+@dataclass
+class DemoOptions:
+    """Command-line options."""
+
+    port: int = 8123
+    novacore_port: int = 0
+    mqtt_port: int = 0
+    speed: float = 720.0
+    config_dir: Path | None = None
+    keep_config: bool = False
+    headless: bool = False
+    state_file: Path = DEFAULT_STATE_FILE
+    startup_timeout: float = 300.0
+    backfill: bool = True
+
+
+@dataclass
+class Demo:
+    """Everything the demo starts, and how to stop it."""
+
+    options: DemoOptions
+    config_dir: Path = field(init=False)
+    own_config_dir: bool = field(init=False, default=False)
+    run_dir: Path = field(init=False)
+    novacore: NovacoreServer | None = None
+    mosquitto: Child | None = None
+    hass: Child | None = None
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    mqtt_password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    key: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
+    model: SiteModel | None = None
+    token: str | None = None
+    entities: dict[str, Any] = field(default_factory=dict)
+    state_written: bool = False
+
+    @property
+    def base_url(self) -> str:
+        """Return Home Assistant's URL."""
+        return f"http://127.0.0.1:{self.options.port}"
+
+    @property
+    def private_key_pem(self) -> str:
+        """Return the demo identity's private key as the config flow takes it."""
+        return self.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
+
+    # ------------------------------------------------------------ start
+
+    async def start(self) -> None:
+        """Start everything; raise DemoError on failure (stop() cleans up)."""
+        options = self.options
+        self.run_dir = Path(tempfile.mkdtemp(prefix="energy-telemetry-demo-run-"))
+        self._prepare_config_dir()
+        if not port_is_free(options.port):
+            raise DemoError(
+                f"port {options.port} is in use (another Home Assistant?): pick one with --port"
+            )
+        await self._start_novacore()
+        self._start_mosquitto()
+        self.tasks.append(asyncio.create_task(self._run_publisher(), name="ainsite-publisher"))
+        self._write_configuration()
+        self._start_hass()
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+            await self._wait_for_hass(session)
+            token = await self._onboard(session)
+            async with HassWebSocket.connect(session, self.base_url, token) as ws:
+                self.token = await ws.call(
+                    "auth/long_lived_access_token", client_name="Energy Telemetry demo", lifespan=30
+                )
+                await self._set_core_config(ws)
+                await self._remove_onboarding_extras(session, token)
+                await self._add_novacore(session, token)
+                await self._add_ainsite(session, token)
+                _say("waiting for the integration's sensors")
+                self.entities = await self._find_entities(ws)
+                if options.backfill:
+                    await self._backfill(ws)
+                await self._set_energy_prefs(ws)
+
+    def _prepare_config_dir(self) -> None:
+        requested = self.options.config_dir
+        if requested is None:
+            self.config_dir = Path(tempfile.mkdtemp(prefix="energy-telemetry-demo-"))
+            self.own_config_dir = True
+        else:
+            self.config_dir = requested.resolve()
+            if (self.config_dir / ".storage").exists():
+                raise DemoError(
+                    f"{self.config_dir} already holds a Home Assistant configuration: "
+                    "the demo needs a new or empty directory"
+                )
+            self.config_dir.mkdir(parents=True, exist_ok=True)
+        custom = self.config_dir / "custom_components"
+        custom.mkdir(exist_ok=True)
+        link = custom / DOMAIN
+        if not link.exists():
+            link.symlink_to(INTEGRATION_DIR, target_is_directory=True)
+
+    async def _start_novacore(self) -> None:
+        server = NovacoreServer()
+        try:
+            await server.start("127.0.0.1", self.options.novacore_port)
+        except OSError as err:
+            raise DemoError(f"Novacore server: cannot listen: {err}") from err
+        self.novacore = server
+        public_key = base64.b64encode(self.key.public_key().public_bytes_raw()).decode()
+        identity = server.add_identity(public_key, "idn-demo")
+        self.model = SiteModel(SITE_ID, SITE_NAME, speed=self.options.speed)
+        server.add_site(SITE_ID, SITE_NAME, self.model.devices(), identities=[identity])
+        self.tasks.append(asyncio.create_task(run_site(server, self.model), name="novacore-site"))
+        _say(f"Novacore server at {server.url} (site {SITE_ID}: PV, battery, 3-phase meter)")
+
+    def _start_mosquitto(self) -> None:
+        broker_dir = self.run_dir / "mosquitto"
+        (broker_dir / "persistence").mkdir(parents=True)
+        port = self.options.mqtt_port or free_port()
+        self.options.mqtt_port = port
+        password_file = broker_dir / "passwd"
+        password_file.write_text(f"{MQTT_USERNAME}:{mosquitto_password_hash(self.mqtt_password)}\n")
+        password_file.chmod(0o600)
+        acl_file = broker_dir / "acl"
+        acl_file.write_text(
+            f"user {MQTT_USERNAME}\ntopic readwrite meters/outbound/{CUSTOMER_ID}/#\n"
+        )
+        lines = [
+            # A root broker drops to the mosquitto user, which cannot read a private temp dir.
+            "user root" if os.geteuid() == 0 else "",
+            "per_listener_settings false",
+            "allow_anonymous false",
+            f"password_file {password_file}",
+            f"acl_file {acl_file}",
+            "persistence true",
+            f"persistence_location {broker_dir / 'persistence'}/",
+            "autosave_interval 10",
+            "log_dest stdout",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            f"listener {port} 127.0.0.1",
+            "",
+        ]
+        config = broker_dir / "mosquitto.conf"
+        config.write_text("\n".join(lines))
+        child = Child("mosquitto", [find_mosquitto(), "-c", str(config)], broker_dir / "out.log")
+        child.start()
+        self.mosquitto = child
+        deadline = time.monotonic() + 10
+        while True:
+            if not child.running:
+                raise DemoError(f"mosquitto exited:\n{child.log_tail()}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+                break
+            if time.monotonic() > deadline:
+                raise DemoError(f"mosquitto does not listen on {port}:\n{child.log_tail()}")
+            time.sleep(0.05)
+        _say(f"mosquitto on 127.0.0.1:{port} (user {MQTT_USERNAME}, pid {child.pid})")
+
+    async def _run_publisher(self) -> None:
+        # One reading per meter every 15 simulated minutes, at least once a minute for real.
+        interval = min(900.0, max(60.0, self.options.speed * 1.25))
+        await run_publisher(
+            "127.0.0.1",
+            self.options.mqtt_port,
+            MQTT_USERNAME,
+            self.mqtt_password,
+            CUSTOMER_ID,
+            SUBSCRIPTION_ID,
+            meters=DEFAULT_METERS,
+            interval=interval,
+            speed=self.options.speed,
+            duplicate_rate=0.1,
+        )
+
+    def _write_configuration(self) -> None:
+        lines = [
+            "# Home Assistant for the Energy Telemetry demo (written by simulator/demo.py).",
+            "http:",
+            "  server_host: 127.0.0.1",
+            f"  server_port: {self.options.port}",
+            *(f"{domain}:" for domain in CONFIGURED_INTEGRATIONS),
+            "logger:",
+            "  default: warning",
+            "  logs:",
+            "    custom_components.energy_telemetry: info",
+        ]
+        if importlib.util.find_spec("hass_frontend") is None:
+            if not self.options.headless:
+                raise DemoError(
+                    "the Home Assistant frontend (home-assistant-frontend) is not installed in "
+                    f"{sys.prefix}: run scripts/demo, which installs it, or use --headless"
+                )
+            # Headless: Home Assistant insists on a frontend; serve an empty one.
+            placeholder = self.run_dir / "frontend" / "hass_frontend"
+            placeholder.mkdir(parents=True)
+            (placeholder / "index.html").write_text(
+                "<!doctype html><title>Energy Telemetry demo</title>"
+                "<p>Headless demo: the frontend is not installed.</p>"
+            )
+            lines += ["frontend:", f"  development_repo: {placeholder.parent}"]
+        (self.config_dir / "configuration.yaml").write_text("\n".join(lines) + "\n")
+
+    def _start_hass(self) -> None:
+        args = [sys.executable, "-m", "homeassistant", "-c", str(self.config_dir), "--skip-pip"]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop("PYTHONPATH", None)
+        child = Child("Home Assistant", args, self.run_dir / "hass.out", env=env)
+        child.start()
+        self.hass = child
+        _say(f"Home Assistant starting (pid {child.pid}, config {self.config_dir})")
+
+    async def _wait_for_hass(self, session: aiohttp.ClientSession) -> None:
+        assert self.hass is not None
+        deadline = time.monotonic() + self.options.startup_timeout
+        url = f"{self.base_url}/api/onboarding"
+        while True:
+            if not self.hass.running:
+                raise DemoError(f"Home Assistant exited during startup:\n{self._hass_log_tail()}")
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with session.get(url, timeout=aiohttp.ClientTimeout(total=5)) as resp:
+                    if resp.status == 200:
+                        break
+            if time.monotonic() > deadline:
+                raise DemoError(
+                    f"Home Assistant did not answer within {self.options.startup_timeout:.0f} s:"
+                    f"\n{self._hass_log_tail()}"
+                )
+            await asyncio.sleep(0.5)
+        _say(f"Home Assistant answers at {self.base_url}")
+
+    def _hass_log_tail(self) -> str:
+        log = self.config_dir / "home-assistant.log"
+        text = ""
+        with contextlib.suppress(OSError):
+            text = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+        return text or (self.hass.log_tail() if self.hass else "")
+
+    async def _onboard(self, session: aiohttp.ClientSession) -> str:
+        """Create the demo user and finish onboarding; return an access token."""
+        base = self.base_url
+        client_id = f"{base}/"
+        answer = await _request(
+            session,
+            "POST",
+            f"{base}/api/onboarding/users",
+            json_body={
+                "client_id": client_id,
+                "name": DEMO_NAME,
+                "username": DEMO_USERNAME,
+                "password": DEMO_PASSWORD,
+                "language": "en",
+            },
+        )
+        tokens = await _request(
+            session,
+            "POST",
+            f"{base}/auth/token",
+            form={
+                "grant_type": "authorization_code",
+                "code": answer["auth_code"],
+                "client_id": client_id,
+            },
+        )
+        token: str = tokens["access_token"]
+        await _request(session, "POST", f"{base}/api/onboarding/core_config", token=token)
+        await _request(session, "POST", f"{base}/api/onboarding/analytics", token=token)
+        await _request(
+            session,
+            "POST",
+            f"{base}/api/onboarding/integration",
+            token=token,
+            json_body={"client_id": client_id, "redirect_uri": f"{base}/?auth_callback=1"},
+        )
+        _say(f"onboarded: user {DEMO_USERNAME!r}")
+        return token
+
+    async def _set_core_config(self, ws: HassWebSocket) -> None:
+        await ws.call(
+            "config/core/update",
+            location_name="Energy Telemetry demo",
+            latitude=59.3293,
+            longitude=18.0686,
+            elevation=28,
+            unit_system="metric",
+            currency="EUR",
+            country="SE",
+            language="en",
+            time_zone=local_time_zone(),
+        )
+
+    async def _remove_onboarding_extras(self, session: aiohttp.ClientSession, token: str) -> None:
+        # The core-config step starts these flows in the background; give them a moment.
+        await asyncio.sleep(1)
+        entries = await _request(
+            session, "GET", f"{self.base_url}/api/config/config_entries/entry", token=token
+        )
+        for entry in entries:
+            if entry.get("domain") in ONBOARDING_EXTRAS:
+                await _request(
+                    session,
+                    "DELETE",
+                    f"{self.base_url}/api/config/config_entries/entry/{entry['entry_id']}",
+                    token=token,
+                )
+
+    async def _flow(
+        self, session: aiohttp.ClientSession, token: str, steps: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Run the integration's config flow over REST; each step answers the previous form."""
+        url = f"{self.base_url}/api/config/config_entries/flow"
+        result = await _request(
+            session,
+            "POST",
+            url,
+            token=token,
+            json_body={"handler": DOMAIN, "show_advanced_options": False},
+        )
+        for step in steps:
+            if result.get("type") not in ("menu", "form"):
+                break
+            if result.get("errors"):
+                raise DemoError(f"config flow step {result.get('step_id')}: {result['errors']}")
+            result = await _request(
+                session, "POST", f"{url}/{result['flow_id']}", token=token, json_body=step
+            )
+        if result.get("type") != "create_entry":
+            raise DemoError(f"the config flow did not create an entry: {result}")
+        return dict(result)
+
+    async def _add_novacore(self, session: aiohttp.ClientSession, token: str) -> None:
+        assert self.novacore is not None
+        await self._flow(
+            session,
+            token,
+            [
+                {"next_step_id": "novacore"},
+                {"api_url": self.novacore.url, "private_key": self.private_key_pem},
+                {"site_id": SITE_ID},
+            ],
+        )
+        _say("added the Novacore site through the config flow")
+
+    async def _add_ainsite(self, session: aiohttp.ClientSession, token: str) -> None:
+        await self._flow(
+            session,
+            token,
+            [
+                {"next_step_id": "ainsite"},
+                {
+                    "host": "127.0.0.1",
+                    "port": self.options.mqtt_port,
+                    "tls": False,
+                    "username": MQTT_USERNAME,
+                    "password": self.mqtt_password,
+                    "customer_id": CUSTOMER_ID,
+                    "subscription_id": SUBSCRIPTION_ID,
+                },
+            ],
+        )
+        _say("added the Ainsite subscription through the config flow")
+
+    async def _find_entities(self, ws: HassWebSocket, timeout: float = 60.0) -> dict[str, Any]:
+        """Return the entity ids the energy dashboard uses, found in the entity registry."""
+        assert self.model is not None
+        model = self.model
+        wanted = {
+            "pv_power": f"{SITE_ID}_{model.pv_der_id}_power",
+            "pv_energy": f"{SITE_ID}_{model.pv_der_id}_energy_produced",
+            "battery_power": f"{SITE_ID}_{model.battery_der_id}_power",
+            "battery_soc": f"{SITE_ID}_{model.battery_der_id}_state_of_charge",
+            "battery_charged": f"{SITE_ID}_{model.battery_der_id}_energy_charged",
+            "battery_discharged": f"{SITE_ID}_{model.battery_der_id}_energy_discharged",
+            "grid_power": f"{SITE_ID}_{model.meter_der_id}_power",
+            "grid_imported": f"{SITE_ID}_{model.meter_der_id}_energy_imported",
+            "grid_exported": f"{SITE_ID}_{model.meter_der_id}_energy_exported",
+        }
+        deadline = time.monotonic() + timeout
+        while True:
+            registry = await ws.call("config/entity_registry/list")
+            mine = [entry for entry in registry if entry.get("platform") == DOMAIN]
+            by_unique_id = {entry["unique_id"]: entry["entity_id"] for entry in mine}
+            found: dict[str, Any] = {
+                name: by_unique_id[unique_id]
+                for name, unique_id in wanted.items()
+                if unique_id in by_unique_id
+            }
+            ainsite = sorted(
+                entry["entity_id"]
+                for entry in mine
+                if entry.get("translation_key") == "energy_total"
+            )
+            states = {state["entity_id"]: state for state in await ws.call("get_states")}
+            ready = all(
+                states.get(entity_id, {}).get("state") not in (None, "unknown", "unavailable")
+                for entity_id in [*found.values(), *ainsite]
+            )
+            if len(found) == len(wanted) and len(ainsite) >= len(DEFAULT_METERS) and ready:
+                found["ainsite_meters"] = ainsite
+                return found
+            if time.monotonic() > deadline:
+                missing = sorted(set(wanted) - set(found))
+                raise DemoError(
+                    f"the integration's sensors did not show up (missing {missing}, "
+                    f"{len(ainsite)} Ainsite meters):\n{self._hass_log_tail()}"
+                )
+            await asyncio.sleep(1)
+
+    async def _backfill(self, ws: HassWebSocket) -> None:
+        """Give the energy dashboard the past day at once: hourly statistics from the model.
+
+        Home Assistant compiles an hour's statistics when the hour is over, so a fresh
+        instance shows no bars for up to an hour. The same site model, run over the past
+        day in real time, provides them; the sums end at zero where the live ones start.
+        """
+        now = datetime.now(UTC).astimezone()
+        first = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=BACKFILL_HOURS)
+        model = SiteModel(SITE_ID, SITE_NAME, speed=1.0, seed=7, start=first)
+        fields = {
+            "pv_energy": "total_generation_Wh",
+            "battery_charged": "total_charge_Wh",
+            "battery_discharged": "total_discharge_Wh",
+            "grid_imported": "total_import_Wh",
+            "grid_exported": "total_export_Wh",
+        }
+        hours: list[tuple[datetime, dict[str, float]]] = []
+        for hour in range(BACKFILL_HOURS):
+            model.step(3600.0)
+            totals = {name: getattr(model, attr) / 1000.0 for name, attr in fields.items()}
+            hours.append((first + timedelta(hours=hour), totals))
+        last = hours[-1][1]
+        for name in fields:
+            entity_id = self.entities[name]
+            metadata: dict[str, Any] = {
+                "has_mean": False,
+                "has_sum": True,
+                "name": None,
+                "source": "recorder",
+                "statistic_id": entity_id,
+                "unit_of_measurement": "kWh",
+            }
+            stats = [
+                {
+                    "start": start.isoformat(),
+                    "state": round(totals[name], 3),
+                    "sum": round(totals[name] - last[name], 3),
+                }
+                for start, totals in hours
+            ]
+            try:
+                await ws.call("recorder/import_statistics", metadata=metadata, stats=stats)
+            except HassError:
+                # Newer releases describe the mean and the unit class in the metadata.
+                try:
+                    await ws.call(
+                        "recorder/import_statistics",
+                        metadata={**metadata, "mean_type": 0, "unit_class": "energy"},
+                        stats=stats,
+                    )
+                except HassError as err:
+                    _say(f"no past-day statistics for {entity_id}: {err}")
+                    return
+        _say(f"imported {BACKFILL_HOURS} hours of past statistics for the energy dashboard")
+
+    async def _set_energy_prefs(self, ws: HassWebSocket) -> None:
+        entities = self.entities
+        prefs = energy_preferences(entities, power=True)
+        try:
+            await ws.call("energy/save_prefs", **prefs)
+        except HassError:
+            await ws.call("energy/save_prefs", **energy_preferences(entities, power=False))
+        _say("energy dashboard set up (grid, solar, battery, Ainsite meters as devices)")
+
+    # ------------------------------------------------------------ ready
+
+    def ready_info(self) -> dict[str, Any]:
+        """Return what a user or a test needs to reach the running demo."""
+        assert self.novacore is not None
+        return {
+            "ready": True,
+            "url": self.base_url,
+            "username": DEMO_USERNAME,
+            "password": DEMO_PASSWORD,
+            "token": self.token,
+            "ha_port": self.options.port,
+            "novacore_url": self.novacore.url,
+            "novacore_port": self.novacore.port,
+            "mqtt_port": self.options.mqtt_port,
+            "mqtt_username": MQTT_USERNAME,
+            "site_id": SITE_ID,
+            "customer_id": CUSTOMER_ID,
+            "subscription_id": SUBSCRIPTION_ID,
+            "speed": self.options.speed,
+            "config_dir": str(self.config_dir),
+            "pid": os.getpid(),
+            "ha_pid": self.hass.pid if self.hass else None,
+            "mosquitto_pid": self.mosquitto.pid if self.mosquitto else None,
+            "entities": self.entities,
+        }
+
+    def write_state(self, info: dict[str, Any]) -> None:
+        """Write the ready info where scripts/screenshot looks for it."""
+        path = self.options.state_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(info, indent=2) + "\n")
+        path.chmod(0o600)
+        self.state_written = True
+
+    # ------------------------------------------------------------ stop
+
+    async def stop(self) -> None:
+        """Stop everything that was started, in reverse order; remove temporary files."""
+        if self.hass is not None:
+            _say("stopping Home Assistant")
+            await self.hass.stop(timeout=60)
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.mosquitto is not None:
+            await self.mosquitto.stop(timeout=10)
+        if self.novacore is not None:
+            await self.novacore.stop()
+        if self.state_written:
+            with contextlib.suppress(OSError, ValueError):
+                path = self.options.state_file
+                if json.loads(path.read_text()).get("pid") == os.getpid():
+                    path.unlink()
+        with contextlib.suppress(AttributeError):
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+        if getattr(self, "own_config_dir", False):
+            if self.options.keep_config:
+                _say(f"kept the configuration in {self.config_dir}")
+            else:
+                shutil.rmtree(self.config_dir, ignore_errors=True)
+
+
+def _schema_keys(schema: Any) -> set[str]:
+    """Return the keys a voluptuous schema (possibly wrapped in vol.All) accepts."""
+    inner = getattr(schema, "schema", None)
+    if isinstance(inner, dict):
+        return {str(key) for key in inner}
+    keys: set[str] = set()
+    for validator in getattr(schema, "validators", ()):
+        keys |= _schema_keys(validator)
+    return keys
+
+
+def energy_preferences(entities: dict[str, Any], *, power: bool) -> dict[str, Any]:
+    """Return energy/save_prefs arguments; power sensors only where this release takes them."""
+    grid: dict[str, Any] = {
+        "type": "grid",
+        "flow_from": [
+            {
+                "stat_energy_from": entities["grid_imported"],
+                "stat_cost": None,
+                "entity_energy_price": None,
+                "number_energy_price": None,
+            }
+        ],
+        "flow_to": [
+            {
+                "stat_energy_to": entities["grid_exported"],
+                "stat_compensation": None,
+                "entity_energy_price": None,
+                "number_energy_price": None,
+            }
+        ],
+        "cost_adjustment_day": 0.0,
+    }
+    solar: dict[str, Any] = {
+        "type": "solar",
+        "stat_energy_from": entities["pv_energy"],
+        "config_entry_solar_forecast": None,
+    }
+    battery: dict[str, Any] = {
+        "type": "battery",
+        "stat_energy_from": entities["battery_discharged"],
+        "stat_energy_to": entities["battery_charged"],
+    }
+    if power:
+        try:
+            from homeassistant.components.energy import data  # noqa: PLC0415
+        except ImportError:
+            data = None  # type: ignore[assignment]
+        if data is not None:
+            if "stat_rate" in _schema_keys(getattr(data, "SOLAR_SOURCE_SCHEMA", None)):
+                solar["stat_rate"] = entities["pv_power"]
+            if "stat_rate" in _schema_keys(getattr(data, "BATTERY_SOURCE_SCHEMA", None)):
+                battery["stat_rate"] = entities["battery_power"]
+            if "power" in _schema_keys(getattr(data, "GRID_SOURCE_SCHEMA", None)):
+                grid["power"] = [{"stat_rate": entities["grid_power"]}]
+    return {
+        "energy_sources": [grid, solar, battery],
+        "device_consumption": [
+            {"stat_consumption": entity_id} for entity_id in entities.get("ainsite_meters", [])
+        ],
+    }
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, DemoOptions]:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(
+        prog="scripts/demo",
+        description=(
+            "Run Home Assistant with the Energy Telemetry integration against simulated "
+            "Sourceful Novacore (REST + SSE) and Ainsite (MQTT) services: no account needed. "
+            f"Log in as {DEMO_USERNAME} / {DEMO_PASSWORD}. Stop with Ctrl-C."
+        ),
+    )
+    parser.add_argument("--port", type=int, default=8123, help="Home Assistant port (8123)")
+    parser.add_argument(
+        "--novacore-port", type=int, default=0, help="Novacore server port (default: a free one)"
+    )
+    parser.add_argument(
+        "--mqtt-port", type=int, default=0, help="mosquitto port (default: a free one)"
+    )
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=720.0,
+        help="simulated seconds per real second (720: a simulated day in 2 minutes)",
+    )
+    parser.add_argument(
+        "--config-dir",
+        type=Path,
+        default=None,
+        help="Home Assistant configuration directory, new or empty (default: a new temporary "
+        "one, deleted on exit); a directory given here is never deleted",
+    )
+    parser.add_argument(
+        "--keep-config", action="store_true", help="keep the temporary configuration directory"
+    )
+    parser.add_argument(
+        "--headless",
+        "--no-wait",
+        dest="headless",
+        action="store_true",
+        help="for scripts and tests: print one JSON line (URLs, token, ports, pids) on stdout "
+        "when ready; runs without the frontend if it is not installed",
+    )
+    parser.add_argument(
+        "--state-file",
+        type=Path,
+        default=DEFAULT_STATE_FILE,
+        help="where to write the ready info for scripts/screenshot (.demo/state.json)",
+    )
+    parser.add_argument(
+        "--startup-timeout",
+        type=float,
+        default=300.0,
+        help="seconds to wait for Home Assistant to start (300)",
+    )
+    parser.add_argument(
+        "--no-backfill",
+        dest="backfill",
+        action="store_false",
+        help="do not import a simulated past day of statistics for the energy dashboard",
+    )
+    parser.add_argument("--print-requirements", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log the simulators' debug")
+    args = parser.parse_args(argv)
+    if args.speed <= 0:
+        parser.error("--speed must be positive")
+    options = DemoOptions(
+        port=args.port,
+        novacore_port=args.novacore_port,
+        mqtt_port=args.mqtt_port,
+        speed=args.speed,
+        config_dir=args.config_dir,
+        keep_config=args.keep_config,
+        headless=args.headless,
+        state_file=args.state_file,
+        startup_timeout=args.startup_timeout,
+        backfill=args.backfill,
+    )
+    return args, options
+
+
+async def run(options: DemoOptions, ready: Callable[[dict[str, Any]], Awaitable[None]]) -> int:
+    """Start the demo, call ready(info), run until SIGINT/SIGTERM, stop; return an exit code."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, stop.set)
+    demo = Demo(options)
+    code = 0
+    try:
+        starting = asyncio.create_task(demo.start())
+        stopping = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if starting in done:
+            starting.result()
+            info = demo.ready_info()
+            demo.write_state(info)
+            await ready(info)
+            watched = [child for child in (demo.hass, demo.mosquitto) if child is not None]
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1)
+                for child in watched:
+                    if not child.running:
+                        _say(f"{child.name} exited unexpectedly:\n{child.log_tail()}")
+                        code = 1
+                        stop.set()
+                for task in demo.tasks:
+                    if task.done() and not task.cancelled() and task.exception() is not None:
+                        _say(f"{task.get_name()} failed: {task.exception()!r}")
+                        code = 1
+                        stop.set()
+        else:
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, DemoError):
+                await starting
+            _say("interrupted during startup")
+            code = 130
+        stopping.cancel()
+    except DemoError as err:
+        _say(f"error: {err}")
+        code = 1
+    except Exception:
+        _LOGGER.exception("The demo failed")
+        code = 1
+    finally:
+        await demo.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the demo from the command line."""
+    args, options = parse_args(argv)
+    if args.print_requirements:
+        for requirement in integration_requirements(loaded_integrations()):
+            print(requirement)  # noqa: T201
+        return 0
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+    async def ready(info: dict[str, Any]) -> None:
+        if options.headless:
+            print(json.dumps(info), flush=True)  # noqa: T201
+            return
+        entities = info["entities"]
+        print(  # noqa: T201
+            "\n".join(
+                [
+                    "",
+                    "  Energy Telemetry demo is running",
+                    "",
+                    f"  Home Assistant:   {info['url']}  (also http://localhost:{options.port})",
+                    f"  Login:            {DEMO_USERNAME} / {DEMO_PASSWORD}",
+                    f"  Energy dashboard: {info['url']}/energy",
+                    f"  Devices:          {info['url']}/config/integrations/integration/{DOMAIN}",
+                    f"  Novacore server:  {info['novacore_url']}  (site {SITE_ID})",
+                    f"  MQTT broker:      127.0.0.1:{info['mqtt_port']}  (customer {CUSTOMER_ID})",
+                    f"  Simulated time:   x{options.speed:g}",
+                    f"  PV power sensor:  {entities['pv_power']}",
+                    f"  Config directory: {info['config_dir']}",
+                    "",
+                    "  Press Ctrl-C to stop everything.",
+                    "",
+                ]
+            ),
+            flush=True,
+        )
+
+    return asyncio.run(run(options, ready))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

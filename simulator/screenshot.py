@@ -1,0 +1,310 @@
+"""Screenshots of a running demo in headless Chromium: `python -m simulator.screenshot`.
+
+Reads the demo's ready info (.demo/state.json), logs in as the demo user through Home
+Assistant's login flow, hands the tokens to the frontend, and drives Chromium over the DevTools
+protocol to capture the PV device page and the energy dashboard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import json
+import os
+from pathlib import Path
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+import aiohttp
+
+from .demo import DEFAULT_STATE_FILE, DOMAIN, REPO_ROOT, HassWebSocket
+
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--remote-debugging-port=0",
+    "--remote-allow-origins=*",
+)
+
+# Text of the page, shadow roots included (Home Assistant's frontend is web components).
+_PAGE_TEXT_JS = """
+(() => {
+  const parts = [];
+  const walk = (node) => {
+    if (node.shadowRoot) walk(node.shadowRoot);
+    for (const child of node.childNodes) {
+      if (child.nodeType === Node.TEXT_NODE) parts.push(child.textContent);
+      else walk(child);
+    }
+  };
+  walk(document);
+  return parts.join(" ").replace(/\\s+/g, " ");
+})()
+"""
+# Whether any chart canvas is drawn (echarts or chart.js, inside shadow roots).
+_CHARTS_JS = """
+(() => {
+  let count = 0;
+  const walk = (node) => {
+    if (node.shadowRoot) walk(node.shadowRoot);
+    for (const child of node.children || []) {
+      if (child.tagName === "CANVAS" && child.width > 50) count++;
+      walk(child);
+    }
+  };
+  walk(document);
+  return count;
+})()
+"""
+
+
+def _say(message: str) -> None:
+    print(f"[screenshot] {message}", file=sys.stderr, flush=True)  # noqa: T201
+
+
+def find_chromium(explicit: str | None) -> str:
+    """Return the Chromium binary."""
+    if explicit:
+        return explicit
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        if found := shutil.which(name):
+            return found
+    raise SystemExit("Chromium is not installed (apt-get install chromium)")
+
+
+class DevTools:
+    """A DevTools protocol session with one page."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """Wrap the page's websocket."""
+        self._ws = ws
+        self._id = 0
+
+    async def send(self, method: str, **params: Any) -> dict[str, Any]:
+        """Call a method and return its result."""
+        self._id += 1
+        message_id = self._id
+        await self._ws.send_json({"id": message_id, "method": method, "params": params})
+        while True:
+            message = await self._ws.receive_json()
+            if message.get("id") != message_id:
+                continue
+            if "error" in message:
+                raise RuntimeError(f"{method}: {message['error']}")
+            result: dict[str, Any] = message.get("result", {})
+            return result
+
+    async def evaluate(self, expression: str) -> Any:
+        """Evaluate JavaScript in the page and return its value."""
+        result = await self.send("Runtime.evaluate", expression=expression, returnByValue=True)
+        return result.get("result", {}).get("value")
+
+    async def navigate(self, url: str) -> None:
+        """Open a URL and wait until the document has loaded."""
+        await self.send("Page.navigate", url=url)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            if await self.evaluate("document.readyState") == "complete":
+                return
+
+    async def wait_for_text(self, needles: list[str], timeout: float = 60.0) -> str:
+        """Wait until the page shows every needle; return the page text."""
+        deadline = time.monotonic() + timeout
+        text = ""
+        while time.monotonic() < deadline:
+            text = await self.evaluate(_PAGE_TEXT_JS) or ""
+            if all(needle in text for needle in needles):
+                return text
+            await asyncio.sleep(0.5)
+        raise RuntimeError(f"the page did not show {needles}; it shows: {text[:600]}")
+
+    async def screenshot(self, path: Path) -> None:
+        """Save a PNG of the viewport."""
+        result = await self.send("Page.captureScreenshot", format="png")
+        await asyncio.to_thread(path.write_bytes, base64.b64decode(result["data"]))
+        _say(f"saved {path}")
+
+
+async def login(session: aiohttp.ClientSession, url: str, username: str, password: str) -> Any:
+    """Log in through Home Assistant's login flow, as the login page does; return the tokens."""
+    client_id = f"{url}/"
+    async with session.post(
+        f"{url}/auth/login_flow",
+        json={
+            "client_id": client_id,
+            "handler": ["homeassistant", None],
+            "redirect_uri": f"{url}/?auth_callback=1",
+        },
+    ) as resp:
+        flow = await resp.json()
+    async with session.post(
+        f"{url}/auth/login_flow/{flow['flow_id']}",
+        json={"client_id": client_id, "username": username, "password": password},
+    ) as resp:
+        result = await resp.json()
+    if result.get("type") != "create_entry":
+        raise SystemExit(f"login as {username} failed: {result}")
+    async with session.post(
+        f"{url}/auth/token",
+        data={"grant_type": "authorization_code", "code": result["result"], "client_id": client_id},
+    ) as resp:
+        tokens = await resp.json()
+    return {
+        **tokens,
+        "hassUrl": url,
+        "clientId": client_id,
+        "expires": int(time.time() * 1000) + int(tokens["expires_in"]) * 1000,
+    }
+
+
+async def pv_device_id(session: aiohttp.ClientSession, info: dict[str, Any]) -> str:
+    """Return the device id of the demo's PV DER."""
+    async with HassWebSocket.connect(session, info["url"], info["token"]) as ws:
+        registry = await ws.call("config/entity_registry/list")
+    pv_power = info["entities"]["pv_power"]
+    for entry in registry:
+        if entry["entity_id"] == pv_power and entry["platform"] == DOMAIN and entry["device_id"]:
+            return str(entry["device_id"])
+    raise SystemExit(f"no device for {pv_power}")
+
+
+async def _devtools_port(profile: Path, process: subprocess.Popen[bytes]) -> int:
+    marker = profile / "DevToolsActivePort"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"Chromium exited with {process.returncode}")
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            return int(marker.read_text().splitlines()[0])
+        await asyncio.sleep(0.1)
+    raise SystemExit("Chromium did not open its DevTools port")
+
+
+def _start_chromium(args: argparse.Namespace, profile: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(  # noqa: S603 - fixed command line
+        [
+            find_chromium(args.chromium),
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}",
+            f"--window-size={args.width},{args.height}",
+            "about:blank",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def _stop_chromium(process: subprocess.Popen[bytes], profile: Path) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+async def take(args: argparse.Namespace) -> None:
+    """Take the screenshots."""
+    try:
+        info = json.loads(args.state_file.read_text())
+    except OSError as err:
+        raise SystemExit(
+            f"no running demo ({err}): start one with `scripts/demo` in another terminal"
+        ) from err
+    url: str = info["url"]
+    out_dir: Path = args.out_dir
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        tokens = await login(session, url, info["username"], info["password"])
+        device_id = await pv_device_id(session, info)
+        if args.wait > 0:
+            _say(f"letting the demo run {args.wait:g} s more")
+            await asyncio.sleep(args.wait)
+
+        profile = Path(tempfile.mkdtemp(prefix="energy-telemetry-chromium-"))
+        process = _start_chromium(args, profile)
+        try:
+            port = await _devtools_port(profile, process)
+            async with session.get(f"http://127.0.0.1:{port}/json/list") as resp:
+                targets = await resp.json()
+            page = next(target for target in targets if target.get("type") == "page")
+            async with session.ws_connect(page["webSocketDebuggerUrl"], max_msg_size=0) as ws:
+                tools = DevTools(ws)
+                await tools.send("Page.enable")
+                await tools.send("Runtime.enable")
+                await tools.send(
+                    "Emulation.setDeviceMetricsOverride",
+                    width=args.width,
+                    height=args.height,
+                    deviceScaleFactor=1,
+                    mobile=False,
+                )
+                # Same origin first, then the tokens the frontend keeps in localStorage.
+                await tools.navigate(f"{url}/auth/authorize")
+                await tools.evaluate(
+                    f"localStorage.setItem('hassTokens', {json.dumps(json.dumps(tokens))});"
+                    "localStorage.setItem('dockedSidebar', JSON.stringify('docked'));"
+                )
+
+                await tools.navigate(f"{url}/config/devices/device/{device_id}")
+                await tools.wait_for_text(["pv-array", "Sensors", "Power"])
+                await asyncio.sleep(args.settle)
+                await tools.screenshot(out_dir / "device.png")
+
+                await tools.navigate(f"{url}/energy")
+                await tools.wait_for_text(["Energy distribution", "Solar"])
+                for _ in range(60):
+                    if await tools.evaluate(_CHARTS_JS):
+                        break
+                    await asyncio.sleep(0.5)
+                await asyncio.sleep(args.settle)
+                await tools.screenshot(out_dir / "energy.png")
+        finally:
+            _stop_chromium(process, profile)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run from the command line."""
+    parser = argparse.ArgumentParser(
+        prog="scripts/screenshot",
+        description="Screenshot the running demo (scripts/demo) in headless Chromium: "
+        "docs/device.png (the PV device) and docs/energy.png (the energy dashboard).",
+    )
+    parser.add_argument("--state-file", type=Path, default=DEFAULT_STATE_FILE)
+    parser.add_argument("--out-dir", type=Path, default=REPO_ROOT / "docs")
+    parser.add_argument("--chromium", help="the Chromium binary (default: found on PATH)")
+    parser.add_argument("--width", type=int, default=1280)
+    parser.add_argument("--height", type=int, default=900)
+    parser.add_argument(
+        "--wait", type=float, default=0.0, help="seconds to let the demo run before the shots"
+    )
+    parser.add_argument(
+        "--settle", type=float, default=3.0, help="seconds to let a page finish drawing"
+    )
+    args = parser.parse_args(argv)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    asyncio.run(take(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""A minimal MQTT 3.1.1 broker that accepts a connection and then refuses the subscription.
+
+mosquitto grants subscriptions outside a user's ACL (and silently delivers nothing), while Ainsite
+refuses them or drops the session. This peer answers a SUBSCRIBE the way Ainsite may: with a SUBACK
+failure code (0x80), or by closing the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Literal, Self
+
+
+class RefusingBroker:
+    """Accepts CONNECT, then refuses (SUBACK 0x80) or drops the session on SUBSCRIBE."""
+
+    def __init__(self, mode: Literal["refuse", "drop"]) -> None:
+        """Choose how a subscription is refused."""
+        self.mode = mode
+        self.port = 0
+        self.subscriptions: list[bytes] = []
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> Self:
+        """Listen on a free loopback port."""
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Stop listening."""
+        assert self._server is not None
+        self._server.close()
+        with contextlib.suppress(Exception):
+            await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                header = await reader.readexactly(1)
+                length = 0
+                for shift in range(0, 28, 7):
+                    byte = (await reader.readexactly(1))[0]
+                    length |= (byte & 0x7F) << shift
+                    if not byte & 0x80:
+                        break
+                body = await reader.readexactly(length)
+                kind = header[0] >> 4
+                if kind == 1:  # CONNECT
+                    writer.write(b"\x20\x02\x00\x00")
+                elif kind == 8:  # SUBSCRIBE
+                    self.subscriptions.append(body[2:])
+                    if self.mode == "drop":
+                        break
+                    writer.write(b"\x90\x03" + body[:2] + b"\x80")
+                elif kind == 12:  # PINGREQ
+                    writer.write(b"\xd0\x00")
+                elif kind == 14:  # DISCONNECT
+                    break
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()

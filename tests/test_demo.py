@@ -1,0 +1,272 @@
+"""The demo end to end: a real Home Assistant in a subprocess, fed by both simulators."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import datetime
+import itertools
+import json
+import os
+from pathlib import Path
+import signal
+import socket
+import sys
+import time
+from typing import Any
+
+import aiohttp
+import pytest
+
+from simulator.demo import HassWebSocket
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = 8
+SAMPLE_INTERVAL = 2.0  # real seconds: 24 simulated minutes at x720
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie has exited; only its parent has not collected it yet.
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    return True
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _assert_cleaned_up(info: dict[str, Any], ports: dict[str, int], state_file: Path) -> None:
+    deadline = time.monotonic() + 10
+    for pid in (info["ha_pid"], info["mosquitto_pid"], info["pid"]):
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(pid), pid
+    for port in ports.values():
+        assert _port_is_free(port), port
+    assert not Path(info["config_dir"]).exists()
+    assert not state_file.exists()
+
+
+async def _get(session: aiohttp.ClientSession, info: dict[str, Any], path: str) -> Any:
+    async with session.get(
+        f"{info['url']}{path}", headers={"Authorization": f"Bearer {info['token']}"}
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+        return await resp.json()
+
+
+async def _states(session: aiohttp.ClientSession, info: dict[str, Any]) -> dict[str, Any]:
+    return {state["entity_id"]: state for state in await _get(session, info, "/api/states")}
+
+
+def _value(states: dict[str, Any], entity_id: str) -> float:
+    state = states[entity_id]["state"]
+    assert state not in ("unknown", "unavailable"), (entity_id, state)
+    return float(state)
+
+
+async def _read_ready_line(process: asyncio.subprocess.Process, log: Path) -> dict[str, Any]:
+    assert process.stdout is not None
+    try:
+        async with asyncio.timeout(120):
+            while True:
+                line = await process.stdout.readline()
+                if not line:
+                    pytest.fail(f"the demo exited before it was ready:\n{_text(log)}")
+                with contextlib.suppress(ValueError):
+                    info = json.loads(line)
+                    if isinstance(info, dict) and info.get("ready"):
+                        return info
+    except TimeoutError:
+        pytest.fail(f"the demo was not ready within 120 s:\n{_text(log)}")
+
+
+async def _check_running_demo(info: dict[str, Any]) -> None:
+    entities: dict[str, Any] = info["entities"]
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        async with HassWebSocket.connect(session, info["url"], info["token"]) as ws:
+            registry = await ws.call("config/entity_registry/list")
+            devices = await ws.call("config/device_registry/list")
+            prefs = await ws.call("energy/get_prefs")
+
+        # The integration's devices: the DERs of the Novacore site and the Ainsite meters.
+        mine = {
+            entry["entity_id"]: entry
+            for entry in registry
+            if entry["platform"] == "energy_telemetry"
+        }
+        identifiers = {
+            identifier
+            for device in devices
+            for domain, identifier in device["identifiers"]
+            if domain == "energy_telemetry"
+        }
+        for part in ("der-demo-pv", "der-demo-bat", "der-demo-mtr", "mtr-1001", "mtr-1002"):
+            assert any(part in identifier for identifier in identifiers), (part, identifiers)
+        named = [
+            value
+            for value in entities.values()
+            for value in (value if isinstance(value, list) else [value])
+        ]
+        assert len(entities["ainsite_meters"]) == 2
+        for entity_id in named:
+            assert entity_id in mine, entity_id
+
+        # The energy dashboard names the integration's sensors.
+        sources = {source["type"]: source for source in prefs["energy_sources"]}
+        assert sources["grid"]["flow_from"][0]["stat_energy_from"] == entities["grid_imported"]
+        assert sources["grid"]["flow_to"][0]["stat_energy_to"] == entities["grid_exported"]
+        assert sources["solar"]["stat_energy_from"] == entities["pv_energy"]
+        assert sources["battery"]["stat_energy_from"] == entities["battery_discharged"]
+        assert sources["battery"]["stat_energy_to"] == entities["battery_charged"]
+        consumers = {device["stat_consumption"] for device in prefs["device_consumption"]}
+        assert consumers == set(entities["ainsite_meters"])
+        for source in prefs["energy_sources"]:
+            for key, value in source.items():
+                if key.startswith("stat_") and isinstance(value, str):
+                    assert value in mine, (key, value)
+
+        # Live values over a few simulated hours.
+        samples: list[dict[str, Any]] = []
+        for index in range(SAMPLES):
+            if index:
+                await asyncio.sleep(SAMPLE_INTERVAL)
+            samples.append(await _states(session, info))
+
+    power = [entities[name] for name in ("pv_power", "battery_power", "grid_power")]
+    totals = [
+        entities[name]
+        for name in (
+            "pv_energy",
+            "battery_charged",
+            "battery_discharged",
+            "grid_imported",
+            "grid_exported",
+        )
+    ] + list(entities["ainsite_meters"])
+    for states in samples:
+        for entity_id in power + totals:
+            _value(states, entity_id)
+        # Home Assistant's signs: solar is positive while producing.
+        assert _value(states, entities["pv_power"]) >= 0
+        energy = states[entities["grid_imported"]]["attributes"]
+        assert energy["device_class"] == "energy"
+        assert energy["state_class"] == "total_increasing"
+
+    # Values move.
+    for entity_id in (entities["grid_power"], entities["battery_soc"]):
+        assert len({states[entity_id]["state"] for states in samples}) > 1, entity_id
+    # Totals never go backwards, and energy flows.
+    for entity_id in totals:
+        series = [_value(states, entity_id) for states in samples]
+        assert series == sorted(series), (entity_id, series)
+    for entity_id in (entities["grid_imported"], *entities["ainsite_meters"]):
+        assert _value(samples[-1], entity_id) > _value(samples[0], entity_id), entity_id
+
+    # The battery: charging (negative power in Home Assistant) fills it, discharging empties it.
+    checked = 0
+    for before, after in itertools.pairwise(samples):
+        charged = _value(after, entities["battery_charged"]) - _value(
+            before, entities["battery_charged"]
+        )
+        discharged = _value(after, entities["battery_discharged"]) - _value(
+            before, entities["battery_discharged"]
+        )
+        soc_change = _value(after, entities["battery_soc"]) - _value(
+            before, entities["battery_soc"]
+        )
+        battery_power = _value(after, entities["battery_power"])
+        if charged > 0.01 and discharged == 0:
+            assert soc_change >= 0, (charged, soc_change)
+            checked += 1
+        elif discharged > 0.01 and charged == 0:
+            assert soc_change <= 0, (discharged, soc_change)
+            checked += 1
+        if abs(soc_change) > 0.5 and abs(battery_power) > 100:
+            # Power is instantaneous; SoC moved over the whole interval: mostly the same way.
+            same_reading = abs(
+                _seconds(after[entities["battery_power"]])
+                - _seconds(after[entities["battery_soc"]])
+            )
+            if same_reading < 0.5 and charged * discharged == 0:
+                assert (battery_power < 0) == (soc_change > 0), (battery_power, soc_change)
+    assert checked > 0, "the battery neither charged nor discharged"
+
+
+def _seconds(state: dict[str, Any]) -> float:
+    return datetime.fromisoformat(state["last_updated"]).timestamp()
+
+
+@pytest.mark.timeout(300)
+async def test_demo_end_to_end(socket_enabled: None, tmp_path: Path) -> None:
+    """Start the demo headless, check its Home Assistant over the API, stop it cleanly."""
+    ports = {"--port": _free_port(), "--novacore-port": _free_port(), "--mqtt-port": _free_port()}
+    log = tmp_path / "demo.log"
+    args = [
+        "-m",
+        "simulator.demo",
+        "--headless",
+        "--speed",
+        "720",
+        "--state-file",
+        str(tmp_path / "state.json"),
+        *(item for option, port in ports.items() for item in (option, str(port))),
+    ]
+    with log.open("wb") as stderr:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *args,
+            cwd=REPO_ROOT,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=stderr,
+        )
+    info: dict[str, Any] | None = None
+    try:
+        info = await _read_ready_line(process, log)
+        assert info["ha_port"] == ports["--port"]
+        assert info["novacore_port"] == ports["--novacore-port"]
+        assert info["mqtt_port"] == ports["--mqtt-port"]
+        assert json.loads((tmp_path / "state.json").read_text())["token"] == info["token"]
+        await _check_running_demo(info)
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                async with asyncio.timeout(90):
+                    await process.wait()
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+                pytest.fail(f"the demo did not stop on SIGINT:\n{_text(log)}")
+    assert process.returncode == 0, log.read_text()
+
+    # Nothing it started is left.
+    assert info is not None
+    _assert_cleaned_up(info, ports, tmp_path / "state.json")
