@@ -37,8 +37,7 @@ def main() -> int:
             ]
         )
         results = load(report)
-    print()
-    print(format_table(results))
+    sys.stdout.write("\n" + format_table(results) + "\n")
     return int(code)
 
 

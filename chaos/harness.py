@@ -5,24 +5,25 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator
 import contextlib
-import logging
 from dataclasses import dataclass, field
+import itertools
+import logging
 import math
 import time
 from typing import TYPE_CHECKING, Any
 import uuid
 
 import aiomqtt
+from homeassistant.config_entries import ConfigEntry, ConfigEntryState
+from homeassistant.const import EVENT_STATE_CHANGED
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
+from homeassistant.data_entry_flow import FlowResultType
 
 from custom_components.energy_telemetry.ainsite import parse_payload, parse_topic
 from custom_components.energy_telemetry.const import DOMAIN
 from custom_components.energy_telemetry.coordinator_ainsite import AinsiteCoordinator
 from custom_components.energy_telemetry.coordinator_novacore import NovacoreCoordinator
 from custom_components.energy_telemetry.novacore import Reading
-from homeassistant.config_entries import ConfigEntry, ConfigEntryState
-from homeassistant.const import EVENT_STATE_CHANGED
-from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
-from homeassistant.data_entry_flow import FlowResultType
 
 if TYPE_CHECKING:
     from simulator.novacore_server import NovacoreServer
@@ -160,7 +161,7 @@ class StateLog:
             values = self.values(entity_id)
             moves.extend(
                 (entity_id, before, after)
-                for before, after in zip(values, values[1:], strict=False)
+                for before, after in itertools.pairwise(values)
                 if after < before
             )
         return moves

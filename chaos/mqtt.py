@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
-from simulator.ainsite_publisher import meter_topic, payload_v1
 
 from custom_components.energy_telemetry.const import DOMAIN
+from simulator.ainsite_publisher import meter_topic, payload_v1
 
 from .harness import (
     Deliveries,
@@ -275,7 +275,7 @@ async def under_load(
 
 
 async def broker_restart(setup: MqttSetup) -> ScenarioResult:
-    """mosquitto restarted (SIGTERM, start) while readings are published."""
+    """Mosquitto restarted (SIGTERM, start) while readings are published."""
     hass, broker = setup.hass, setup.broker
 
     async def inject(entry: ConfigEntry[Any]) -> tuple[float, ConfigEntry[Any]]:

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from homeassistant.core import HomeAssistant
+
 from simulator.novacore_server import NovacoreServer, format_event
 
 from .harness import (

@@ -10,12 +10,12 @@ import logging
 import os
 from typing import Any
 
+from homeassistant.core import HomeAssistant
 import pytest
 
 from chaos import mqtt, sse, system
 from chaos.harness import UPSTREAM_LOGGER_NAME
 from chaos.report import FULL_ENV, ScenarioResult, format_table, save
-from homeassistant.core import HomeAssistant
 
 from .conftest import (
     CUSTOMER_ID,

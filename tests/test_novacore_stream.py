@@ -13,6 +13,8 @@ from homeassistant.const import EVENT_STATE_CHANGED, EVENT_STATE_REPORTED, STATE
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, State, callback
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
@@ -30,10 +32,13 @@ from custom_components.energy_telemetry import (
     novacore as novacore_module,
 )
 from custom_components.energy_telemetry.const import DOMAIN
+from custom_components.energy_telemetry.coordinator import Group, Point
 from custom_components.energy_telemetry.coordinator_novacore import (
     MAX_FIELDS_PER_DER,
     NovacoreCoordinator,
 )
+from custom_components.energy_telemetry.descriptions import novacore_description
+from custom_components.energy_telemetry.novacore import NovacoreClient
 
 from .conftest import SITE_ID, Novacore, wait_for
 
@@ -944,6 +949,66 @@ async def test_setup_without_device_list(hass: HomeAssistant, novacore: Novacore
     assert _float(hass, "sensor.battery_power") == -100
     assert _float(hass, "sensor.solar_der_pv_power") == 5
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+# --- coordinator contracts that no stream event reaches -------------------------------------------
+
+
+class _Entity:
+    """Stands in for a sensor: records the writes the coordinator asks for."""
+
+    def __init__(self, writes: list[str], name: str) -> None:
+        self._writes = writes
+        self._name = name
+
+    def async_write_ha_state(self) -> None:
+        self._writes.append(self._name)
+
+
+def _bare_coordinator(hass: HomeAssistant) -> NovacoreCoordinator:
+    entry = MockConfigEntry(domain=DOMAIN, title="Home", data={"source": "novacore"})
+    entry.add_to_hass(hass)
+    client = NovacoreClient(async_get_clientsession(hass), "http://127.0.0.1:9", token="t")
+    return NovacoreCoordinator(hass, entry, client, SITE_ID)
+
+
+async def test_points_known_before_the_platform(hass: HomeAssistant) -> None:
+    """Points that exist before the sensor platform registers are handed to it at once."""
+    coordinator = _bare_coordinator(hass)
+    group = Group("g", "g", DeviceInfo(identifiers={(DOMAIN, "g")}))
+    coordinator.data["g"] = group
+    first = coordinator.async_add_point(group, novacore_description("meter", "W"))
+    handed: list[Point] = []
+    coordinator.async_set_new_points_listener(handed.extend)
+    assert handed == [first]
+    second = coordinator.async_add_point(group, novacore_description("meter", "Hz"))
+    assert handed == [first, second]
+
+
+async def test_group_seen_and_late_grace_timer(
+    hass: HomeAssistant, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stale group is rewritten when seen again; a grace timer firing late changes nothing."""
+    coordinator = _bare_coordinator(hass)
+    group = Group("g", "g", DeviceInfo(identifiers={(DOMAIN, "g")}), track_staleness=True)
+    coordinator.data["g"] = group
+    point = coordinator.async_add_point(group, novacore_description("meter", "W"))
+    writes: list[str] = []
+    point.entity = _Entity(writes, "power")  # type: ignore[assignment]
+
+    group.stale = True
+    coordinator.async_group_seen(group)
+    assert writes == ["power"]
+    assert not group.stale
+    coordinator.async_group_seen(group)
+    assert writes == ["power"]
+
+    coordinator.async_connection_up()
+    writes.clear()
+    coordinator._async_grace_expired(dt_util.utcnow())
+    assert coordinator.connection_available
+    assert writes == []
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 # --- diagnostics -------------------------------------------------------------------------------

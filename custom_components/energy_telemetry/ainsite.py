@@ -628,18 +628,36 @@ class AinsiteConnection:
                 self._on_connected()
             except Exception:
                 _LOGGER.exception("Error in the Ainsite connect callback")
-            async for message in client.messages:
-                self.messages += 1
-                try:
-                    self._on_message(message.topic.value, message.payload)
-                except Exception:
-                    self.callback_errors += 1
-                    _LOGGER.exception("Error handling Ainsite message on %s", message.topic.value)
+            try:
+                async for message in client.messages:
+                    self._deliver(message)
+            finally:
+                # paho acknowledged the queued messages on arrival; the iterator stops at a
+                # disconnect or cancellation with some still queued: deliver them, or they are lost.
+                self._drain(client)
             raise AinsiteConnectionError("Message stream ended")
         finally:
             self.connected = False
             # on cancellation this still sends a clean DISCONNECT
             await _disconnect(client)
+
+    def _deliver(self, message: aiomqtt.Message) -> None:
+        self.messages += 1
+        try:
+            self._on_message(message.topic.value, message.payload)
+        except Exception:
+            self.callback_errors += 1
+            _LOGGER.exception("Error handling Ainsite message on %s", message.topic.value)
+
+    def _drain(self, client: aiomqtt.Client) -> None:
+        """Deliver the messages still in the client's queue."""
+        queue = client._queue  # noqa: SLF001 - aiomqtt has no public way to read what is left
+        while True:
+            try:
+                message = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            self._deliver(message)
 
     async def close(self) -> None:
         """Disconnect cleanly and stop run()."""
