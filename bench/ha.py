@@ -1,3 +1,4 @@
+# ruff: noqa: S603, ASYNC110, ASYNC220
 """A real Home Assistant process for the benchmark: start, onboard, REST, websocket, CPU, memory."""
 
 from __future__ import annotations
@@ -151,7 +152,7 @@ class HomeAssistantProcess:
                 "client_id": client_id,
                 "name": "Bench",
                 "username": "bench",
-                "password": "bench-password",  # noqa: S106
+                "password": "bench-password",
                 "language": "en",
             },
         ) as resp:

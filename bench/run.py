@@ -1,3 +1,4 @@
+# ruff: noqa: D102, D103, D107, T201, S603, S607, PLC0415
 """What a reading costs: the integration against Home Assistant's own MQTT sensors and a floor.
 
 Each scenario runs in its own real Home Assistant process (one per repeat), fed through one
@@ -22,9 +23,9 @@ import asyncio
 import base64
 from collections.abc import Awaitable, Callable
 import contextlib
-import gc
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+import gc
 import json
 import math
 import os
@@ -317,10 +318,12 @@ class BaselineScenario(MqttScenario):
                     f"    unique_id: bench_{self.customer}_{meter}_{register}",
                     f'    state_topic: "{self.topic(meter)}"',
                     "    value_template: >-",
-                    f"      {{% if value_json.register_id == {register} %}}"
-                    f"{{{{ value_json.{key} }}}}"
-                    "{% elif this.state in ('unknown', 'unavailable') %}None"
-                    "{% else %}{{ this.state }}{% endif %}",
+                    (
+                        f"      {{% if value_json.register_id == {register} %}}"
+                        f"{{{{ value_json.{key} }}}}"
+                        "{% elif this.state in ('unknown', 'unavailable') %}None"
+                        "{% else %}{{ this.state }}{% endif %}"
+                    ),
                 ]
                 if register == "2":
                     lines += [
@@ -682,7 +685,7 @@ async def measure_ramp(scenario: Scenario, result: Result, rates: tuple[int, ...
             due = start + (delivered + 1 - first) / rate
             return max(0.0, time.monotonic() - due)
 
-        async def sample() -> None:
+        async def sample(samples: list[float] = samples) -> None:
             while True:
                 samples.append(lag())
                 await asyncio.sleep(0.05)
@@ -776,16 +779,18 @@ def report(settings: Settings, results: dict[str, list[Result]], elapsed: float)
     rate_of = {
         "novacore": settings.novacore_rate,
     }
-    lines = [
+    title = (
         f"Energy Telemetry bench: {settings.repeat} repeat(s), medians; "
         f"{settings.meters} meters x {settings.registers} registers; "
         f"CPU phase {settings.n} readings (novacore {settings.novacore_n}); "
-        f"{os.cpu_count()} CPUs; {elapsed:.0f} s",
-        "",
+        f"{os.cpu_count()} CPUs; {elapsed:.0f} s"
+    )
+    header = (
         f"{'scenario':<9} {'CPU s/1k rd':>11} {'writes/rd':>9} {'CPU s/1k wr':>11} "
         f"{'rate/s':>6} {'p50 ms':>7} {'p99 ms':>7} {'lost':>4} {'sustained/s':>11} "
-        f"{'entities':>8} {'KiB/entity':>10}",
-    ]
+        f"{'entities':>8} {'KiB/entity':>10}"
+    )
+    lines = [title, "", header]
     for name, row in rows.items():
         lines.append(
             f"{name:<9} {_fmt(row['cpu'], 3):>11} {_fmt(row['writes'], 2):>9} "
@@ -798,8 +803,7 @@ def report(settings: Settings, results: dict[str, list[Result]], elapsed: float)
     for name, runs in results.items():
         for index, run in enumerate(runs):
             steps = " ".join(
-                f"{rate}:{mid:.2f}/{end:.2f}{'+' if ok else '-'}"
-                for rate, mid, end, ok in run.ramp
+                f"{rate}:{mid:.2f}/{end:.2f}{'+' if ok else '-'}" for rate, mid, end, ok in run.ramp
             )
             lines.append(f"  {name:<9} #{index + 1} {steps}")
     lines.append("")

@@ -648,7 +648,7 @@ class NovacoreServer:
     async def wait_until(
         self,
         predicate: Callable[[], bool],
-        timeout: float = 10,  # noqa: ASYNC109 - a test helper's deadline
+        timeout: float = 10,
     ) -> None:
         """Wait until predicate() is true; raise TimeoutError after timeout seconds."""
         async with asyncio.timeout(timeout):
@@ -660,7 +660,7 @@ class NovacoreServer:
         self,
         site_id: str,
         n: int = 1,
-        timeout: float = 10,  # noqa: ASYNC109 - a test helper's deadline
+        timeout: float = 10,
     ) -> None:
         """Wait until at least n streams of a site are open."""
         await self.wait_until(lambda: self.open_streams(site_id) >= n, timeout)

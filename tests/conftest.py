@@ -12,7 +12,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 import pytest
 
-from homeassistant.core import HomeAssistant
 from simulator.novacore_server import NovacoreServer
 
 SITE_ID = "sit-abc123"
@@ -99,17 +98,6 @@ async def wait_for(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(interval)
-
-
-@pytest.fixture
-def state_value(hass: HomeAssistant) -> Generator[Callable[[str], str | None]]:
-    """Return a getter of an entity's state string."""
-
-    def _get(entity_id: str) -> str | None:
-        state = hass.states.get(entity_id)
-        return None if state is None else state.state
-
-    yield _get
 
 
 CUSTOMER_ID = "cust-4711"

@@ -26,7 +26,10 @@ def _frontend_path() -> str | None:
     for candidate in candidates:
         env = {**os.environ, "PYTHONPATH": candidate}
         probe = subprocess.run(
-            [sys.executable, "-c", "import hass_frontend"], env=env, capture_output=True, check=False
+            [sys.executable, "-c", "import hass_frontend"],
+            env=env,
+            capture_output=True,
+            check=False,
         )
         if probe.returncode == 0:
             return candidate

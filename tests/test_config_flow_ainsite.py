@@ -69,9 +69,7 @@ async def test_errors_recover(
     if overrides.get("port") == "FREE":
         overrides["port"] = free_port()
     flow_id = await _start(hass)
-    result = await hass.config_entries.flow.async_configure(
-        flow_id, _input(mosquitto, **overrides)
-    )
+    result = await hass.config_entries.flow.async_configure(flow_id, _input(mosquitto, **overrides))
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {"base": error}
     result = await hass.config_entries.flow.async_configure(flow_id, _input(mosquitto))

@@ -356,8 +356,9 @@ def _guard_writer_registration(client: aiomqtt.Client) -> None:
 
     def register(_client: Any, _userdata: Any, sock: Any) -> None:
         def add() -> None:
-            if paho_client._sock is sock:  # noqa: SLF001
-                loop.add_writer(sock.fileno(), write)
+            current = paho_client._sock  # noqa: SLF001
+            if current is not None and current is sock:
+                loop.add_writer(current.fileno(), write)
 
         loop.call_soon_threadsafe(add)
 
@@ -403,8 +404,9 @@ async def _subscribe(client: aiomqtt.Client, topic_filter: str) -> None:
     """
     disconnected = client._disconnected  # noqa: SLF001
     subscribing = asyncio.ensure_future(client.subscribe(topic_filter, qos=QOS))
+    waiting: list[asyncio.Future[Any]] = [subscribing, disconnected]
     try:
-        await asyncio.wait([subscribing, disconnected], return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
     finally:
         if not subscribing.done():
             subscribing.cancel()

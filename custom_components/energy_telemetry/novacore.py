@@ -536,6 +536,11 @@ class _SiteEventSource(EventSource):  # type: ignore[misc]
         )
         self._opened = False
 
+    def _process_field(self, field_name: str, field_value: str) -> None:
+        """Ignore `retry:`: reconnecting is ours, with backoff (the library would sleep first)."""
+        if field_name != "retry":
+            super()._process_field(field_name, field_value)
+
     async def connect(self, retry: int = 0) -> None:
         """Open the stream once; a second call means the server ended it."""
         if self._opened:
