@@ -115,6 +115,7 @@ class PushCoordinator(DataUpdateCoordinator[dict[str, Group]]):
         self._down_since: float | None = None
         self._grace_unsub: CALLBACK_TYPE | None = None
         self._logged_down = False
+        self.down_reason = ""
         self._new_points_listener: Callable[[list[Point]], None] | None = None
         self.grace_period = STREAM_GRACE_PERIOD.total_seconds()
 
@@ -227,7 +228,7 @@ class PushCoordinator(DataUpdateCoordinator[dict[str, Group]]):
             return
         self._down_since = time.monotonic()
         LOGGER.debug("%s: connection lost (%s)", self.name, reason)
-        self.last_exception_text = reason
+        self.down_reason = reason
         # Also when the connection has never been up: a stream that cannot be opened is reported.
         self._grace_unsub = async_call_later(
             self.hass, self.grace_period, self._async_grace_expired
@@ -245,12 +246,10 @@ class PushCoordinator(DataUpdateCoordinator[dict[str, Group]]):
                 " returns",
                 self.name,
                 self.grace_period,
-                self.last_exception_text,
+                self.down_reason,
             )
         self.connection_available = False
         self._write_all()
-
-    last_exception_text: str = ""
 
     @callback
     def _async_watchdog(self, _now: datetime) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Any
 
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed
@@ -244,3 +245,25 @@ class NovacoreCoordinator(PushCoordinator):
             point = self.async_add_point(group, description)
         group.fields[field] = point
         return point
+
+    def diagnostics(self) -> dict[str, Any]:
+        """Add the stream's counters (never the token) to the common diagnostics."""
+        data = super().diagnostics()
+        stats = self.stream.stats
+        data["stream"] = {
+            "connects": stats.connects,
+            "disconnects": stats.disconnects,
+            "events": stats.events,
+            "ignored_events": stats.ignored_events,
+            "accepted_readings": stats.parse.accepted,
+            "rejected": dict(stats.parse.rejected),
+            "last_error": stats.last_error,
+            "last_event_id": self.stream.last_event_id,
+            "tokens_minted": self.client.tokens_minted,
+            "token_expires_at": self.client.token_expires_at,
+            "ders": {
+                der_id: {"name": der.name, "type": der.type, "device": device.name}
+                for der_id, (der, device) in self._ders_by_id.items()
+            },
+        }
+        return data
