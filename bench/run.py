@@ -80,6 +80,7 @@ class Settings:
     ramp_seconds: float = 1.5
     idle_seconds: float = 2.0
     settle_seconds: float = 1.0
+    wait_for_saves: bool = True
     mqtt_ramp: tuple[int, ...] = MQTT_RAMP
     novacore_ramp: tuple[int, ...] = NOVACORE_RAMP
     scenarios: tuple[str, ...] = SCENARIOS
@@ -582,7 +583,8 @@ async def measure_memory(scenario: Scenario, result: Result) -> None:
     result.entities = await ha.sensor_count() - before
     if result.entities > 0:
         result.mem_per_entity_kib = (peak - idle) / result.entities
-    await _wait_registries_saved(ha, created)
+    if scenario.settings.wait_for_saves:
+        await _wait_registries_saved(ha, created)
 
 
 async def _wait_registries_saved(ha: HomeAssistantProcess, since: float) -> None:
@@ -895,7 +897,8 @@ def parse_args(argv: list[str] | None = None) -> Settings:
             novacore_rate=50,
             ramp_seconds=0.5,
             idle_seconds=0.5,
-            settle_seconds=0.5,
+            settle_seconds=0.3,
+            wait_for_saves=False,
             mqtt_ramp=(250,),
             novacore_ramp=(50,),
         )

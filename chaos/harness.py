@@ -19,7 +19,11 @@ from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.data_entry_flow import FlowResultType
 
-from custom_components.energy_telemetry.ainsite import parse_payload, parse_topic
+from custom_components.energy_telemetry.ainsite import (
+    _guard_writer_registration,
+    parse_payload,
+    parse_topic,
+)
 from custom_components.energy_telemetry.const import DOMAIN
 from custom_components.energy_telemetry.coordinator_ainsite import AinsiteCoordinator
 from custom_components.energy_telemetry.coordinator_novacore import NovacoreCoordinator
@@ -368,6 +372,9 @@ class QueuedPublisher:
                 timeout=2,
                 logger=_UPSTREAM_LOGGER,
             )
+            # aiomqtt's own writer registration can reach a socket a broker restart closed and
+            # raise EBADF in the event loop: guard it as the integration does.
+            _guard_writer_registration(client)
             try:
                 async with client:
                     await self._publish(client)

@@ -314,6 +314,7 @@ class DemoOptions:
     state_file: Path = DEFAULT_STATE_FILE
     startup_timeout: float = 300.0
     backfill: bool = True
+    simulators_only: bool = False
 
 
 @dataclass
@@ -355,6 +356,11 @@ class Demo:
         """Start everything; raise DemoError on failure (stop() cleans up)."""
         options = self.options
         self.run_dir = Path(tempfile.mkdtemp(prefix="energy-telemetry-demo-run-"))
+        if options.simulators_only:
+            await self._start_novacore()
+            self._start_mosquitto()
+            self.tasks.append(asyncio.create_task(self._run_publisher(), name="ainsite-publisher"))
+            return
         self._prepare_config_dir()
         if not port_is_free(options.port):
             raise DemoError(
@@ -779,6 +785,24 @@ class Demo:
     def ready_info(self) -> dict[str, Any]:
         """Return what a user or a test needs to reach the running demo."""
         assert self.novacore is not None
+        if self.options.simulators_only:
+            return {
+                "ready": True,
+                "novacore_url": self.novacore.url,
+                "novacore_port": self.novacore.port,
+                "private_key": self.private_key_pem,
+                "site_id": SITE_ID,
+                "mqtt_host": "127.0.0.1",
+                "mqtt_port": self.options.mqtt_port,
+                "mqtt_tls": False,
+                "mqtt_username": MQTT_USERNAME,
+                "mqtt_password": self.mqtt_password,
+                "customer_id": CUSTOMER_ID,
+                "subscription_id": SUBSCRIPTION_ID,
+                "speed": self.options.speed,
+                "pid": os.getpid(),
+                "mosquitto_pid": self.mosquitto.pid if self.mosquitto else None,
+            }
         return {
             "ready": True,
             "url": self.base_url,
@@ -832,7 +856,7 @@ class Demo:
                     path.unlink()
         with contextlib.suppress(AttributeError):
             shutil.rmtree(self.run_dir, ignore_errors=True)
-        if getattr(self, "own_config_dir", False):
+        if getattr(self, "own_config_dir", False) and not self.options.simulators_only:
             if self.options.keep_config:
                 _say(f"kept the configuration in {self.config_dir}")
             else:
@@ -905,10 +929,12 @@ def energy_preferences(entities: dict[str, Any], *, power: bool) -> dict[str, An
 # --------------------------------------------------------------------------- main
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, DemoOptions]:
+def parse_args(
+    argv: list[str] | None = None, prog: str = "scripts/demo"
+) -> tuple[argparse.Namespace, DemoOptions]:
     """Parse the command line."""
     parser = argparse.ArgumentParser(
-        prog="scripts/demo",
+        prog=prog,
         description=(
             "Run Home Assistant with the Energy Telemetry integration against simulated "
             "Sourceful Novacore (REST + SSE) and Ainsite (MQTT) services: no account needed. "
@@ -964,6 +990,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, DemoO
         action="store_false",
         help="do not import a simulated past day of statistics for the energy dashboard",
     )
+    parser.add_argument(
+        "--simulators-only",
+        action="store_true",
+        help="run only the Novacore server and the MQTT broker with the Ainsite publisher, and "
+        "print what to enter in your own Home Assistant's config flow",
+    )
     parser.add_argument("--print-requirements", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("-v", "--verbose", action="store_true", help="log the simulators' debug")
     args = parser.parse_args(argv)
@@ -980,6 +1012,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, DemoO
         state_file=args.state_file,
         startup_timeout=args.startup_timeout,
         backfill=args.backfill,
+        simulators_only=args.simulators_only,
     )
     return args, options
 
@@ -999,9 +1032,12 @@ async def run(options: DemoOptions, ready: Callable[[dict[str, Any]], Awaitable[
         if starting in done:
             starting.result()
             info = demo.ready_info()
-            demo.write_state(info)
+            if not options.simulators_only:
+                demo.write_state(info)
             await ready(info)
             watched = [child for child in (demo.hass, demo.mosquitto) if child is not None]
+            if options.simulators_only:
+                _say("the Novacore server and the MQTT broker listen on 127.0.0.1 only")
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 1)
@@ -1035,9 +1071,9 @@ async def run(options: DemoOptions, ready: Callable[[dict[str, Any]], Awaitable[
     return code
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "scripts/demo") -> int:
     """Run the demo from the command line."""
-    args, options = parse_args(argv)
+    args, options = parse_args(argv, prog)
     if args.print_requirements:
         for requirement in integration_requirements(loaded_integrations()):
             print(requirement)  # noqa: T201
@@ -1050,6 +1086,29 @@ def main(argv: list[str] | None = None) -> int:
     async def ready(info: dict[str, Any]) -> None:
         if options.headless:
             print(json.dumps(info), flush=True)  # noqa: T201
+            return
+        if options.simulators_only:
+            print(  # noqa: T201
+                "\n".join(
+                    [
+                        "",
+                        "  Simulators running. In Home Assistant: Settings > Devices & services >",
+                        "  Add integration > Energy Telemetry, then",
+                        "",
+                        "  Novacore:  API URL      " + info["novacore_url"],
+                        f"             site         {SITE_ID}",
+                        "             private key:",
+                        *(f"    {line}" for line in info["private_key"].splitlines()),
+                        f"  Ainsite:   host 127.0.0.1, port {info['mqtt_port']}, TLS off",
+                        f"             username {MQTT_USERNAME}, password {info['mqtt_password']}",
+                        f"             customer id {CUSTOMER_ID}, subscription id {SUBSCRIPTION_ID}",
+                        "",
+                        "  Press Ctrl-C to stop.",
+                        "",
+                    ]
+                ),
+                flush=True,
+            )
             return
         entities = info["entities"]
         print(  # noqa: T201

@@ -754,6 +754,46 @@ async def test_malformed_events(hass: HomeAssistant, novacore: Novacore) -> None
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
+async def test_bytes_not_utf8_in_an_event(hass: HomeAssistant, novacore: Novacore) -> None:
+    """An event that is not UTF-8 is rejected like any malformed one; the stream goes on."""
+    server = novacore.server
+    entry = await setup_fast(hass, novacore)
+    stats = entry.runtime_data.stream.stats
+    meter = {"type": "meter", "der_id": "der-meter"}
+    await send(hass, novacore, entry, {**meter, "W": 850, "timestamp": TS})
+
+    await server.push_raw(SITE_ID, b"data: \xff\xfe\n\n")
+    await send(hass, novacore, entry, {**meter, "W": 900, "timestamp": TS + 1})
+
+    assert _float(hass, "sensor.grid_meter_power") == 900
+    assert stats.parse.rejected == {"invalid_json": 1}
+    assert stats.disconnects == 0
+    assert server.stream_connects == 1
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_retry_field_does_not_delay_reconnecting(
+    hass: HomeAssistant, novacore: Novacore
+) -> None:
+    """`retry: 60000` then a clean end of stream: the reconnect follows the normal backoff."""
+    server = novacore.server
+    entry = await setup_fast(hass, novacore)
+    stream = entry.runtime_data.stream
+    meter = {"type": "meter", "der_id": "der-meter"}
+    await send(hass, novacore, entry, {**meter, "W": 850, "timestamp": TS}, retry=60000)
+
+    ended = time.monotonic()
+    for open_stream in server._sites[SITE_ID].streams:  # noqa: SLF001 - no public clean end
+        open_stream.close()
+    await wait_for(lambda: server.stream_connects == 2 and stream.connected, timeout=5)
+    assert server.stream_connects == 2
+    assert time.monotonic() - ended < 2  # the backoff cap is 0.1 s; 60 s if retry: were obeyed
+    assert stream.stats.disconnects == 1
+    await send(hass, novacore, entry, {**meter, "W": 900, "timestamp": TS + 1})
+    assert _float(hass, "sensor.grid_meter_power") == 900
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
 async def test_connection_down_past_grace_period(
     hass: HomeAssistant, novacore: Novacore, caplog: pytest.LogCaptureFixture
 ) -> None:

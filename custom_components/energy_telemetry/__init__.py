@@ -63,5 +63,10 @@ def _novacore_coordinator(
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: EnergyTelemetryConfigEntry) -> bool:
-    """Unload an entry; its stream task and timers stop with it."""
+    """Unload an entry; its stream task and timers stop with it.
+
+    The connection stops first, while the entities still exist: whatever it delivers as it closes
+    is applied to them (and so stored for the next start) instead of to removed entities.
+    """
+    await entry.runtime_data.async_stop_connection()
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)

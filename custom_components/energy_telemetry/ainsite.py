@@ -317,8 +317,15 @@ def _make_client(
     timeout: float,
     *,
     clean_session: bool = False,
+    manual_ack: bool = False,
 ) -> aiomqtt.Client:
-    """Return an MQTT 3.1.1 client with a persistent session."""
+    """Return an MQTT 3.1.1 client with a persistent session.
+
+    With manual_ack, paho does not acknowledge a QoS 1 message when it queues it: the caller
+    acknowledges it (`_acknowledge`) once it has been applied, so a message queued but not applied
+    when the connection ends stays unacknowledged and the broker delivers it again in the next
+    connection of the persistent session.
+    """
     client = aiomqtt.Client(
         host,
         port,
@@ -333,7 +340,21 @@ def _make_client(
         logger=_MQTT_LOGGER,
     )
     _guard_writer_registration(client)
+    if manual_ack:
+        client._client.manual_ack_set(True)  # noqa: SLF001 - aiomqtt 2.x does not pass it on
     return client
+
+
+def _acknowledge(client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+    """Send the PUBACK of a handled QoS 1 message, if its connection is still up.
+
+    A message whose connection is gone cannot be acknowledged: the broker sends it again.
+    """
+    if message.qos != 1:
+        return
+    paho_client = client._client  # noqa: SLF001
+    if paho_client.is_connected():
+        paho_client.ack(message.mid, message.qos)
 
 
 def _guard_writer_registration(client: aiomqtt.Client) -> None:
@@ -389,10 +410,12 @@ async def _discard(client: aiomqtt.Client) -> None:
 
 async def _disconnect(client: aiomqtt.Client) -> None:
     """Disconnect cleanly (a DISCONNECT packet), whatever state the connection is in."""
-    await _settle()
-    with contextlib.suppress(aiomqtt.MqttError, OSError, TimeoutError):
-        await client.__aexit__(None, None, None)
-    await _discard(client)
+    try:
+        await _settle()
+        with contextlib.suppress(aiomqtt.MqttError, OSError, TimeoutError):
+            await client.__aexit__(None, None, None)
+    finally:
+        await _discard(client)
 
 
 async def _subscribe(client: aiomqtt.Client, topic_filter: str) -> None:
@@ -601,6 +624,7 @@ class AinsiteConnection:
             self._tls_context,
             self._keepalive,
             self._timeout,
+            manual_ack=True,
         )
         try:
             await client.__aenter__()
@@ -630,26 +654,32 @@ class AinsiteConnection:
                 self._on_connected()
             except Exception:
                 _LOGGER.exception("Error in the Ainsite connect callback")
-            try:
-                async for message in client.messages:
-                    self._deliver(message)
-            finally:
-                # paho acknowledged the queued messages on arrival; the iterator stops at a
-                # disconnect or cancellation with some still queued: deliver them, or they are lost.
-                self._drain(client)
+            async for message in client.messages:
+                self._deliver(client, message)
             raise AinsiteConnectionError("Message stream ended")
         finally:
             self.connected = False
-            # on cancellation this still sends a clean DISCONNECT
-            await _disconnect(client)
+            try:
+                # on cancellation this still sends a clean DISCONNECT
+                await _disconnect(client)
+            finally:
+                # The socket is closed: nothing more can arrive. What is still queued was not
+                # acknowledged (the broker sends it again); applying it now loses nothing.
+                self._drain(client)
 
-    def _deliver(self, message: aiomqtt.Message) -> None:
+    def _deliver(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+        """Hand a message to on_message, then acknowledge it.
+
+        A handler that failed with an error is not retried (the message would fail again); one
+        interrupted (cancelled) before it returned leaves the message to be delivered again.
+        """
         self.messages += 1
         try:
             self._on_message(message.topic.value, message.payload)
         except Exception:
             self.callback_errors += 1
             _LOGGER.exception("Error handling Ainsite message on %s", message.topic.value)
+        _acknowledge(client, message)
 
     def _drain(self, client: aiomqtt.Client) -> None:
         """Deliver the messages still in the client's queue."""
@@ -659,7 +689,7 @@ class AinsiteConnection:
                 message = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            self._deliver(message)
+            self._deliver(client, message)
 
     async def close(self) -> None:
         """Disconnect cleanly and stop run()."""

@@ -126,6 +126,9 @@ class PushCoordinator(DataUpdateCoordinator[dict[str, Group]]):
         """Open the connection as a background task of the entry."""
         raise NotImplementedError
 
+    async def async_stop_connection(self) -> None:
+        """Stop the connection before the entities are removed (on unload); default: nothing."""
+
     @callback
     def async_start_watchdog(self) -> None:
         """Check staleness periodically until the entry unloads."""

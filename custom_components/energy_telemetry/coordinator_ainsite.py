@@ -111,9 +111,11 @@ class AinsiteCoordinator(PushCoordinator):
         entry.async_create_background_task(
             self.hass, self._async_run(), f"{self.name} MQTT session"
         )
-        entry.async_on_unload(self._async_close)
+        # Also on a failed set-up or unload that did not reach async_stop_connection.
+        entry.async_on_unload(self.async_stop_connection)
 
-    async def _async_close(self) -> None:
+    async def async_stop_connection(self) -> None:
+        """Close the MQTT session; the messages it still held are applied before it returns."""
         await self.connection.close()
 
     async def _async_run(self) -> None:

@@ -29,7 +29,7 @@ def _same(value: float) -> float:
 
 
 def _negate(value: float) -> float:
-    return -value
+    return 0.0 - value  # never -0.0
 
 
 def _percent(value: float) -> float:

@@ -18,10 +18,10 @@ import logging
 import math
 import random
 import time
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
-from aiohttp_sse_client.client import EventSource, MessageEvent
+from aiohttp_sse_client.client import READY_STATE_CONNECTING, EventSource, MessageEvent
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -535,6 +535,35 @@ class _SiteEventSource(EventSource):  # type: ignore[misc]
             read_bufsize=READ_BUFSIZE,
         )
         self._opened = False
+
+    async def __anext__(self) -> MessageEvent:
+        """Return the next event, as the library does but decoding lines with errors="replace".
+
+        The library decodes strictly: bytes that are not UTF-8 would raise UnicodeDecodeError,
+        end the connection and, replayed after Last-Event-ID, end every later one. Replaced,
+        they make a malformed event that is rejected and counted like any other.
+        """
+        response = self._response
+        if not response:
+            raise ValueError
+        if response.status == 204:
+            raise StopAsyncIteration
+        async for line_in_bytes in response.content:
+            line = line_in_bytes.decode("utf-8", errors="replace").rstrip("\n").rstrip("\r")
+            if line == "":
+                event = self._dispatch_event()
+                if event is not None:
+                    return cast("MessageEvent", event)
+                continue
+            if line[0] == ":":
+                continue
+            field_name, colon, field_value = line.partition(":")
+            self._process_field(field_name, field_value.lstrip(" ") if colon else "")
+        self._ready_state = READY_STATE_CONNECTING
+        if self._on_error:
+            self._on_error()
+        await self.connect()  # raises StreamEndedError: the server ended the stream
+        raise StopAsyncIteration  # pragma: no cover - connect() raised
 
     def _process_field(self, field_name: str, field_value: str) -> None:
         """Ignore `retry:`: reconnecting is ours, with backoff (the library would sleep first)."""

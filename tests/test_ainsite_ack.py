@@ -1,0 +1,89 @@
+"""Ainsite QoS 1 messages are acknowledged only once applied: none is lost around restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+from homeassistant.core import HomeAssistant
+
+from custom_components.energy_telemetry.ainsite import AinsiteConnection
+
+from .conftest import CUSTOMER_ID, MQTT_PASSWORD, MQTT_USERNAME, SUBSCRIPTION_ID, wait_for
+from .test_ainsite_integration import ENERGY, record_states, setup_ainsite, topic, ts, v1
+
+COUNT = 300
+
+
+def _shown(values: list[float]) -> list[float]:
+    """The values an entity went through; a restored value repeats the last one, not counted."""
+    return [value for value, _ in itertools.groupby(values)]
+
+
+async def test_restarts_under_load_show_every_reading(hass: HomeAssistant, mosquitto: Any) -> None:
+    """Two restarts 0.3 s apart while readings stream in: every reading is shown, once, in order.
+
+    Readings queued in the client when it stops are applied before the entities go, or, not yet
+    acknowledged, come again in the next connection of the persistent session.
+    """
+    entry = await setup_ainsite(hass, mosquitto)
+    values: list[float] = []
+    record_states(hass, ENERGY, values)
+    await mosquitto.apublish(topic("mtr-1"), v1(1.0, ts(1)))
+    await wait_for(lambda: values == [1.0])
+
+    messages = [(topic("mtr-1"), v1(float(n), ts(n))) for n in range(2, COUNT + 1)]
+    publishing = asyncio.create_task(mosquitto.apublish_many(messages))
+    await wait_for(lambda: len(values) >= 20)
+    for pause in (0.3, 0.0):
+        assert await hass.config_entries.async_unload(entry.entry_id)
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await asyncio.sleep(pause)
+    await publishing
+
+    await wait_for(lambda: values and values[-1] == float(COUNT), timeout=20)
+    assert _shown(values) == [float(n) for n in range(1, COUNT + 1)]
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_message_acknowledged_only_once_handled(
+    hass: HomeAssistant, mosquitto: Any
+) -> None:
+    """A message whose handling was interrupted is not acknowledged: the broker sends it again."""
+    received: list[bytes] = []
+
+    def on_message(_topic: str, payload: bytes) -> None:
+        received.append(payload)
+        if len(received) == 1:
+            raise asyncio.CancelledError  # interrupted before the handler returned
+
+    def connection() -> AinsiteConnection:
+        return AinsiteConnection(
+            "localhost",
+            mosquitto.tls_port,
+            MQTT_USERNAME,
+            MQTT_PASSWORD,
+            "ha-test-manual-ack",
+            CUSTOMER_ID,
+            SUBSCRIPTION_ID,
+            mosquitto.client_tls_context(),
+            on_message=on_message,
+            on_connected=lambda: None,
+            on_disconnected=lambda _error: None,
+        )
+
+    first = connection()
+    task = asyncio.create_task(first.run())
+    await wait_for(lambda: first.connected)
+    await mosquitto.apublish(topic("mtr-1"), v1(5.0, ts(5)))
+    await wait_for(task.done)
+    assert task.cancelled()
+    assert received == [v1(5.0, ts(5))]
+
+    second = connection()
+    task = asyncio.create_task(second.run())
+    await wait_for(lambda: len(received) == 2)
+    assert received[1] == received[0]
+    await second.close()
+    await task
