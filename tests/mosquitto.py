@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable
+import contextlib
+import ctypes
 from dataclasses import dataclass
 import datetime as dt
 import hashlib
@@ -31,6 +33,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 ADMIN_USERNAME = "admin"
 _PBKDF2_ITERATIONS = 101  # what mosquitto_passwd 2.0 writes for "$7$" (PBKDF2-SHA512)
+
+
+def _die_with_parent() -> None:
+    """Have the kernel stop the broker when the test process dies (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def find_mosquitto() -> str:
@@ -318,6 +326,8 @@ class Mosquitto:
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks
             )
         deadline = time.monotonic() + timeout
         pending = {self.tls_port, self.plain_port}
