@@ -271,3 +271,32 @@ async def test_unavailable_after_grace_and_back(
     assert warnings[0].levelname == "WARNING"
     assert len(infos) == 1
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_total_restored_against_replayed_readings(
+    hass: HomeAssistant, mosquitto: Any
+) -> None:
+    """After a restart, readings older than the restored total cannot push it back."""
+    entry = await setup_ainsite(hass, mosquitto)
+    await mosquitto.apublish(topic("mtr-1"), v1(50.0, ts(100)))
+    await wait_for(lambda: hass.states.get(ENERGY) and _float(hass, ENERGY) == 50.0)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    shown: list[float] = []
+    record_states(hass, ENERGY, shown)
+    # What a broker may replay after a restart: older readings, one of them lower.
+    await mosquitto.apublish_many(
+        [(topic("mtr-1"), v1(40.0, ts(80))), (topic("mtr-1"), v1(50.0, ts(100)))]
+    )
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    await wait_for(lambda: entry.runtime_data.connection.messages >= 2)
+    await hass.async_block_till_done()
+    assert _float(hass, ENERGY) == 50.0
+    assert 40.0 not in shown
+    coordinator = entry.runtime_data
+    guard = coordinator.data["mtr-1"].points["2"].guard
+    assert coordinator.out_of_order + coordinator.duplicates + guard.rejected == 2
+    await mosquitto.apublish(topic("mtr-1"), v1(51.0, ts(110)))
+    await wait_for(lambda: _float(hass, ENERGY) == 51.0)
+    assert await hass.config_entries.async_unload(entry.entry_id)
