@@ -874,28 +874,53 @@ def _schema_keys(schema: Any) -> set[str]:
     return keys
 
 
+def _unified_grid() -> bool:
+    """Return True where a grid source names its meters directly (Home Assistant 2026+)."""
+    try:
+        from homeassistant.components.energy import data  # noqa: PLC0415
+    except ImportError:
+        return False
+    grid_type = getattr(data, "GridSourceType", None)
+    return grid_type is not None and "stat_energy_to" in getattr(grid_type, "__annotations__", {})
+
+
 def energy_preferences(entities: dict[str, Any], *, power: bool) -> dict[str, Any]:
     """Return energy/save_prefs arguments; power sensors only where this release takes them."""
-    grid: dict[str, Any] = {
-        "type": "grid",
-        "flow_from": [
-            {
-                "stat_energy_from": entities["grid_imported"],
-                "stat_cost": None,
-                "entity_energy_price": None,
-                "number_energy_price": None,
-            }
-        ],
-        "flow_to": [
-            {
-                "stat_energy_to": entities["grid_exported"],
-                "stat_compensation": None,
-                "entity_energy_price": None,
-                "number_energy_price": None,
-            }
-        ],
-        "cost_adjustment_day": 0.0,
-    }
+    grid: dict[str, Any]
+    if _unified_grid():
+        grid = {
+            "type": "grid",
+            "stat_energy_from": entities["grid_imported"],
+            "stat_energy_to": entities["grid_exported"],
+            "stat_cost": None,
+            "entity_energy_price": None,
+            "number_energy_price": None,
+            "stat_compensation": None,
+            "entity_energy_price_export": None,
+            "number_energy_price_export": None,
+            "cost_adjustment_day": 0.0,
+        }
+    else:
+        grid = {
+            "type": "grid",
+            "flow_from": [
+                {
+                    "stat_energy_from": entities["grid_imported"],
+                    "stat_cost": None,
+                    "entity_energy_price": None,
+                    "number_energy_price": None,
+                }
+            ],
+            "flow_to": [
+                {
+                    "stat_energy_to": entities["grid_exported"],
+                    "stat_compensation": None,
+                    "entity_energy_price": None,
+                    "number_energy_price": None,
+                }
+            ],
+            "cost_adjustment_day": 0.0,
+        }
     solar: dict[str, Any] = {
         "type": "solar",
         "stat_energy_from": entities["pv_energy"],
@@ -916,7 +941,9 @@ def energy_preferences(entities: dict[str, Any], *, power: bool) -> dict[str, An
                 solar["stat_rate"] = entities["pv_power"]
             if "stat_rate" in _schema_keys(getattr(data, "BATTERY_SOURCE_SCHEMA", None)):
                 battery["stat_rate"] = entities["battery_power"]
-            if "power" in _schema_keys(getattr(data, "GRID_SOURCE_SCHEMA", None)):
+            if "flow_from" not in grid:
+                grid["stat_rate"] = entities["grid_power"]
+            elif "power" in _schema_keys(getattr(data, "GRID_SOURCE_SCHEMA", None)):
                 grid["power"] = [{"stat_rate": entities["grid_power"]}]
     return {
         "energy_sources": [grid, solar, battery],

@@ -50,7 +50,7 @@ async def setup_ainsite(hass: HomeAssistant, broker: Any, **overrides: Any) -> A
         result["flow_id"], {"next_step_id": "ainsite"}
     )
     data = {
-        "host": "localhost",
+        "host": "127.0.0.1",
         "port": broker.tls_port,
         "tls": True,
         "username": MQTT_USERNAME,

@@ -18,7 +18,7 @@ from .mqtt_refuser import RefusingBroker
 
 def _input(broker: Any, **overrides: Any) -> dict[str, Any]:
     return {
-        "host": "localhost",
+        "host": "127.0.0.1",
         "port": broker.tls_port,
         "tls": True,
         "username": MQTT_USERNAME,
@@ -164,12 +164,13 @@ async def test_reconfigure(hass: HomeAssistant, mosquitto: Any) -> None:
         flow_id, _input(mosquitto, port=free_port())
     )
     assert result["errors"] == {"base": "cannot_connect"}
+    mosquitto.add_user("second-user", "second-pass", CUSTOMER_ID)
     result = await hass.config_entries.flow.async_configure(
-        flow_id, _input(mosquitto, host="127.0.0.1")
+        flow_id, _input(mosquitto, username="second-user", password="second-pass")
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
-    assert entry.data["host"] == "127.0.0.1"
+    assert entry.data["username"] == "second-user"
     assert entry.data["client_id"] == client_id
     await hass.async_block_till_done()
 

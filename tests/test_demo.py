@@ -140,8 +140,11 @@ async def _check_running_demo(info: dict[str, Any]) -> None:
 
         # The energy dashboard names the integration's sensors.
         sources = {source["type"]: source for source in prefs["energy_sources"]}
-        assert sources["grid"]["flow_from"][0]["stat_energy_from"] == entities["grid_imported"]
-        assert sources["grid"]["flow_to"][0]["stat_energy_to"] == entities["grid_exported"]
+        grid = sources["grid"]
+        if "flow_from" in grid:  # Home Assistant before the unified grid source
+            grid = {**grid["flow_from"][0], **grid["flow_to"][0]}
+        assert grid["stat_energy_from"] == entities["grid_imported"]
+        assert grid["stat_energy_to"] == entities["grid_exported"]
         assert sources["solar"]["stat_energy_from"] == entities["pv_energy"]
         assert sources["battery"]["stat_energy_from"] == entities["battery_discharged"]
         assert sources["battery"]["stat_energy_to"] == entities["battery_charged"]

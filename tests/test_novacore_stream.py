@@ -783,7 +783,7 @@ async def test_retry_field_does_not_delay_reconnecting(
     await send(hass, novacore, entry, {**meter, "W": 850, "timestamp": TS}, retry=60000)
 
     ended = time.monotonic()
-    for open_stream in server._sites[SITE_ID].streams:  # noqa: SLF001 - no public clean end
+    for open_stream in server._sites[SITE_ID].streams:  # no public way to end a stream cleanly
         open_stream.close()
     await wait_for(lambda: server.stream_connects == 2 and stream.connected, timeout=5)
     assert server.stream_connects == 2

@@ -41,7 +41,7 @@ async def _ainsite_flow(hass: HomeAssistant, **overrides: Any) -> dict[str, Any]
         result["flow_id"], {"next_step_id": "ainsite"}
     )
     data = {
-        "host": "localhost",
+        "host": "127.0.0.1",
         "port": 1,
         "tls": True,
         "username": MQTT_USERNAME,

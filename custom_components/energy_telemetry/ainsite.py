@@ -406,6 +406,14 @@ async def _discard(client: aiomqtt.Client) -> None:
     paho_client = client._client  # noqa: SLF001
     with contextlib.suppress(Exception):
         paho_client._sock_close()  # noqa: SLF001
+    # Why the connection ended is reported where it matters; an unread one would be logged.
+    client._disconnected.add_done_callback(_retrieve)  # noqa: SLF001
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    """Mark a future's exception as retrieved."""
+    if not future.cancelled():
+        future.exception()
 
 
 async def _disconnect(client: aiomqtt.Client) -> None:
@@ -498,6 +506,9 @@ async def async_validate(
 
 
 # --- reconnecting connection ----------------------------------------------------------
+
+_END: Final = object()
+"""Queued behind the last message of a connection when it ends."""
 
 
 class AinsiteConnection:
@@ -654,9 +665,7 @@ class AinsiteConnection:
                 self._on_connected()
             except Exception:
                 _LOGGER.exception("Error in the Ainsite connect callback")
-            async for message in client.messages:
-                self._deliver(client, message)
-            raise AinsiteConnectionError("Message stream ended")
+            await self._receive(client)
         finally:
             self.connected = False
             try:
@@ -666,6 +675,22 @@ class AinsiteConnection:
                 # The socket is closed: nothing more can arrive. What is still queued was not
                 # acknowledged (the broker sends it again); applying it now loses nothing.
                 self._drain(client)
+
+    async def _receive(self, client: aiomqtt.Client) -> None:
+        """Deliver the client's messages in order until the connection ends (then raise).
+
+        Not through `client.messages`: its iterator takes a message off the queue in a task of
+        its own, and a cancellation arriving just after that task got one drops the message. An
+        `await queue.get()` either returns a message or leaves it queued; the end of the
+        connection is queued as a marker behind the last message.
+        """
+        queue = cast("asyncio.Queue[Any]", client._queue)  # noqa: SLF001
+        disconnected = client._disconnected  # noqa: SLF001
+        disconnected.add_done_callback(lambda _future: queue.put_nowait(_END))
+        while (message := await queue.get()) is not _END:
+            self._deliver(client, message)
+        error = None if disconnected.cancelled() else disconnected.exception()
+        raise AinsiteConnectionError(f"Disconnected: {error}") from error
 
     def _deliver(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
         """Hand a message to on_message, then acknowledge it.
@@ -689,7 +714,8 @@ class AinsiteConnection:
                 message = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            self._deliver(client, message)
+            if message is not _END:
+                self._deliver(client, message)
 
     async def close(self) -> None:
         """Disconnect cleanly and stop run()."""
