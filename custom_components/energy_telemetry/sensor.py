@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Self
 
-from homeassistant.components.sensor import RestoreSensor, SensorExtraStoredData
+from homeassistant.components.sensor import RestoreSensor, SensorEntity, SensorExtraStoredData
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddEntitiesCallback
 
@@ -28,7 +28,12 @@ async def async_setup_entry(
 
     @callback
     def _add(points: list[Point]) -> None:
-        async_add_entities(EnergyTelemetrySensor(coordinator, point) for point in points)
+        async_add_entities(
+            (EnergyTelemetryTotalSensor if point.guard else EnergyTelemetrySensor)(
+                coordinator, point
+            )
+            for point in points
+        )
 
     coordinator.async_set_new_points_listener(_add)
 
@@ -59,7 +64,7 @@ class TotalExtraStoredData(SensorExtraStoredData):
         )
 
 
-class EnergyTelemetrySensor(RestoreSensor):
+class EnergyTelemetrySensor(SensorEntity):
     """A sensor showing one value of a DER or meter, written only when it changes."""
 
     _attr_has_entity_name = True
@@ -92,8 +97,22 @@ class EnergyTelemetrySensor(RestoreSensor):
         return self._point.last_reset
 
     async def async_added_to_hass(self) -> None:
-        """Seed a total from its last stored value before showing anything new."""
+        """Start receiving values."""
         await super().async_added_to_hass()
+        self._point.entity = self
+
+    async def async_will_remove_from_hass(self) -> None:
+        """Stop writing through this entity."""
+        if self._point.entity is self:
+            self._point.entity = None
+
+
+class EnergyTelemetryTotalSensor(EnergyTelemetrySensor, RestoreSensor):
+    """An ever-increasing total: restored after a restart, guarded against going backwards."""
+
+    async def async_added_to_hass(self) -> None:
+        """Seed the total from its last stored value before showing anything new."""
+        await RestoreSensor.async_added_to_hass(self)
         point = self._point
         guard = point.guard
         if guard is not None and not guard.seeded:
@@ -110,11 +129,6 @@ class EnergyTelemetrySensor(RestoreSensor):
             guard.seed(value, timestamp)
             point.value = guard.value
         point.entity = self
-
-    async def async_will_remove_from_hass(self) -> None:
-        """Stop writing through this entity."""
-        if self._point.entity is self:
-            self._point.entity = None
 
     @property
     def extra_restore_state_data(self) -> SensorExtraStoredData:
