@@ -20,7 +20,7 @@ from homeassistant.core import Event, EventStateChangedData, HomeAssistant, call
 from homeassistant.data_entry_flow import FlowResultType
 
 from custom_components.energy_telemetry.ainsite import (
-    _guard_writer_registration,
+    _guard_socket_registration,
     parse_payload,
     parse_topic,
 )
@@ -374,7 +374,7 @@ class QueuedPublisher:
             )
             # aiomqtt's own writer registration can reach a socket a broker restart closed and
             # raise EBADF in the event loop: guard it as the integration does.
-            _guard_writer_registration(client)
+            _guard_socket_registration(client)
             try:
                 async with client:
                     await self._publish(client)

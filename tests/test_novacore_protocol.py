@@ -856,18 +856,19 @@ async def test_stream_ended_by_server_reconnects(
         await probe.stop()
 
 
-async def test_stream_invalid_utf8_reconnects(
+async def test_stream_invalid_utf8_is_rejected(
     session: aiohttp.ClientSession, novacore: Novacore
 ) -> None:
-    """Bytes that are not UTF-8 cost a reconnect, not the stream."""
+    """Bytes that are not UTF-8 make one rejected event: no error, no reconnect."""
     probe = StreamProbe(_client(session, novacore))
     try:
         await novacore.server.wait_for_streams(SITE_ID)
         await novacore.server.push_raw(SITE_ID, b"data: \xff\xfe\n\n")
-        await wait_for(lambda: novacore.server.stream_connects == 2 and probe.stream.connected)
-        assert isinstance(probe.errors[0][1], UnicodeDecodeError)
         await novacore.push({"type": "meter", "W": 5})
         await wait_for(lambda: probe.readings)
+        assert probe.stream.stats.parse.rejected == {"invalid_json": 1}
+        assert not probe.errors
+        assert novacore.server.stream_connects == 1
     finally:
         await probe.stop()
 

@@ -339,7 +339,7 @@ def _make_client(
         timeout=timeout,
         logger=_MQTT_LOGGER,
     )
-    _guard_writer_registration(client)
+    _guard_socket_registration(client)
     if manual_ack:
         client._client.manual_ack_set(True)  # noqa: SLF001 - aiomqtt 2.x does not pass it on
     return client
@@ -357,32 +357,59 @@ def _acknowledge(client: aiomqtt.Client, message: aiomqtt.Message) -> None:
         paho_client.ack(message.mid, message.qos)
 
 
-def _guard_writer_registration(client: aiomqtt.Client) -> None:
-    """Register paho's socket writer only if that socket is still open when the loop gets to it.
+def _guard_socket_registration(client: aiomqtt.Client) -> None:
+    """Register paho's socket reader and writer only if the socket is still open by then.
 
-    aiomqtt defers the registration with call_soon_threadsafe but removes it at once; a socket
-    closed in between (the broker dropped the connection, a reconnect, an unload) would otherwise
-    be registered closed and raise EBADF inside the event loop.
+    aiomqtt defers the registrations with call_soon_threadsafe (paho opens the socket in an
+    executor thread) but removes them at once; a socket closed in between (the broker dropped
+    the connection or refused it, a reconnect, an unload) would otherwise be registered closed
+    and raise EBADF inside the event loop.
     """
     paho_client = client._client  # noqa: SLF001
     loop = asyncio.get_running_loop()
+
+    def current(sock: Any) -> bool:
+        return bool(sock.fileno() >= 0 and paho_client._sock is sock)  # noqa: SLF001
+
+    def failed(exc: Exception) -> None:
+        disconnected = client._disconnected  # noqa: SLF001
+        if not disconnected.done():
+            disconnected.set_exception(exc)
+
+    def read() -> None:  # as aiomqtt's reader
+        try:
+            while True:
+                paho_client.loop_read()
+                # loop_read does not always consume every decoded byte of an SSL socket
+                sock = paho_client._sock  # noqa: SLF001
+                if sock is not None and hasattr(sock, "pending") and sock.pending() > 0:
+                    continue
+                break
+        except Exception as exc:  # noqa: BLE001 - as aiomqtt: the connection broke
+            failed(exc)
 
     def write() -> None:
         try:
             paho_client.loop_write()
         except Exception as exc:  # noqa: BLE001 - as aiomqtt: the connection broke
-            disconnected = client._disconnected  # noqa: SLF001
-            if not disconnected.done():
-                disconnected.set_exception(exc)
+            failed(exc)
 
-    def register(_client: Any, _userdata: Any, sock: Any) -> None:
+    def opened(_client: Any, _userdata: Any, sock: Any) -> None:
         def add() -> None:
-            current = paho_client._sock  # noqa: SLF001
-            if current is not None and current is sock:
-                loop.add_writer(current.fileno(), write)
+            if current(sock):
+                loop.add_reader(sock.fileno(), read)
+                client._misc_task = loop.create_task(client._misc_loop())  # noqa: SLF001
 
         loop.call_soon_threadsafe(add)
 
+    def register(_client: Any, _userdata: Any, sock: Any) -> None:
+        def add() -> None:
+            if current(sock):
+                loop.add_writer(sock.fileno(), write)
+
+        loop.call_soon_threadsafe(add)
+
+    paho_client.on_socket_open = opened
     paho_client.on_socket_register_write = register
 
 
