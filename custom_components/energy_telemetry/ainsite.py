@@ -13,6 +13,7 @@ import logging
 import math
 import random
 import ssl
+import threading
 import time
 from typing import Any, Final, cast
 import uuid
@@ -317,14 +318,14 @@ def _make_client(
     timeout: float,
     *,
     clean_session: bool = False,
-    manual_ack: bool = False,
+    on_message: Callable[[Any, Any, Any], None] | None = None,
 ) -> aiomqtt.Client:
     """Return an MQTT 3.1.1 client with a persistent session.
 
-    With manual_ack, paho does not acknowledge a QoS 1 message when it queues it: the caller
-    acknowledges it (`_acknowledge`) once it has been applied, so a message queued but not applied
-    when the connection ends stays unacknowledged and the broker delivers it again in the next
-    connection of the persistent session.
+    With on_message, messages are handed over as paho decodes them, on the event loop, instead
+    of through aiomqtt's queue and iterator: paho sends the PUBACK of a QoS 1 message only after
+    on_message has returned, so a message is never acknowledged before it has been applied, and
+    nothing waits in a queue that a disconnect or an unload could drop.
     """
     client = aiomqtt.Client(
         host,
@@ -340,21 +341,9 @@ def _make_client(
         logger=_MQTT_LOGGER,
     )
     _guard_socket_registration(client)
-    if manual_ack:
-        client._client.manual_ack_set(True)  # noqa: SLF001 - aiomqtt 2.x does not pass it on
+    if on_message is not None:
+        client._client.on_message = on_message  # noqa: SLF001
     return client
-
-
-def _acknowledge(client: aiomqtt.Client, message: aiomqtt.Message) -> None:
-    """Send the PUBACK of a handled QoS 1 message, if its connection is still up.
-
-    A message whose connection is gone cannot be acknowledged: the broker sends it again.
-    """
-    if message.qos != 1:
-        return
-    paho_client = client._client  # noqa: SLF001
-    if paho_client.is_connected():
-        paho_client.ack(message.mid, message.qos)
 
 
 def _guard_socket_registration(client: aiomqtt.Client) -> None:
@@ -367,6 +356,7 @@ def _guard_socket_registration(client: aiomqtt.Client) -> None:
     """
     paho_client = client._client  # noqa: SLF001
     loop = asyncio.get_running_loop()
+    loop_thread = threading.get_ident()
 
     def current(sock: Any) -> bool:
         return bool(sock.fileno() >= 0 and paho_client._sock is sock)  # noqa: SLF001
@@ -402,7 +392,19 @@ def _guard_socket_registration(client: aiomqtt.Client) -> None:
 
         loop.call_soon_threadsafe(add)
 
+    def flush(sock: Any) -> None:
+        """Write what paho queued (a PUBACK, mostly) at once; wait for the socket if it is full."""
+        if current(sock):
+            write()
+            if paho_client.want_write() and current(sock):
+                loop.add_writer(sock.fileno(), write)
+
     def register(_client: Any, _userdata: Any, sock: Any) -> None:
+        if threading.get_ident() == loop_thread:
+            # On the loop (the usual case: a PUBACK queued while reading): no cross-thread wake-up.
+            loop.call_soon(flush, sock)
+            return
+
         def add() -> None:
             if current(sock):
                 loop.add_writer(sock.fileno(), write)
@@ -534,7 +536,6 @@ async def async_validate(
 
 # --- reconnecting connection ----------------------------------------------------------
 
-_END: Final = object()
 """Queued behind the last message of a connection when it ends."""
 
 
@@ -662,7 +663,7 @@ class AinsiteConnection:
             self._tls_context,
             self._keepalive,
             self._timeout,
-            manual_ack=True,
+            on_message=self._on_paho_message,
         )
         try:
             await client.__aenter__()
@@ -674,12 +675,18 @@ class AinsiteConnection:
             await _discard(client)
             raise
         try:
-            await _subscribe(client, self.topic_filter)
-            self._subscribed = True
+            # Up from the CONNACK on: the persistent session delivers what it kept right away,
+            # before the SUBACK.
             self.connects += 1
             self.connected = True
             was_out = self._in_outage
             self._in_outage = False
+            try:
+                self._on_connected()
+            except Exception:
+                _LOGGER.exception("Error in the Ainsite connect callback")
+            await _subscribe(client, self.topic_filter)
+            self._subscribed = True
             _LOGGER.debug(
                 "Ainsite connected to %s:%s as %s, subscribed to %s%s",
                 self.host,
@@ -688,61 +695,23 @@ class AinsiteConnection:
                 self.topic_filter,
                 " after an outage" if was_out else "",
             )
-            try:
-                self._on_connected()
-            except Exception:
-                _LOGGER.exception("Error in the Ainsite connect callback")
-            await self._receive(client)
+            disconnected = client._disconnected  # noqa: SLF001
+            await asyncio.wait([disconnected])  # never cancels aiomqtt's future
+            error = None if disconnected.cancelled() else disconnected.exception()
+            raise AinsiteConnectionError(f"Disconnected: {error}") from error
         finally:
             self.connected = False
-            try:
-                # on cancellation this still sends a clean DISCONNECT
-                await _disconnect(client)
-            finally:
-                # The socket is closed: nothing more can arrive. What is still queued was not
-                # acknowledged (the broker sends it again); applying it now loses nothing.
-                self._drain(client)
+            # on cancellation this still sends a clean DISCONNECT
+            await _disconnect(client)
 
-    async def _receive(self, client: aiomqtt.Client) -> None:
-        """Deliver the client's messages in order until the connection ends (then raise).
-
-        Not through `client.messages`: its iterator takes a message off the queue in a task of
-        its own, and a cancellation arriving just after that task got one drops the message. An
-        `await queue.get()` either returns a message or leaves it queued; the end of the
-        connection is queued as a marker behind the last message.
-        """
-        queue = cast("asyncio.Queue[Any]", client._queue)  # noqa: SLF001
-        disconnected = client._disconnected  # noqa: SLF001
-        disconnected.add_done_callback(lambda _future: queue.put_nowait(_END))
-        while (message := await queue.get()) is not _END:
-            self._deliver(client, message)
-        error = None if disconnected.cancelled() else disconnected.exception()
-        raise AinsiteConnectionError(f"Disconnected: {error}") from error
-
-    def _deliver(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
-        """Hand a message to on_message, then acknowledge it.
-
-        A handler that failed with an error is not retried (the message would fail again); one
-        interrupted (cancelled) before it returned leaves the message to be delivered again.
-        """
+    def _on_paho_message(self, _client: Any, _userdata: Any, message: Any) -> None:
+        """Apply a message as it arrives; paho acknowledges it (QoS 1) once this returns."""
         self.messages += 1
         try:
-            self._on_message(message.topic.value, message.payload)
+            self._on_message(message.topic, message.payload)
         except Exception:
             self.callback_errors += 1
-            _LOGGER.exception("Error handling Ainsite message on %s", message.topic.value)
-        _acknowledge(client, message)
-
-    def _drain(self, client: aiomqtt.Client) -> None:
-        """Deliver the messages still in the client's queue."""
-        queue = client._queue  # noqa: SLF001 - aiomqtt has no public way to read what is left
-        while True:
-            try:
-                message = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return
-            if message is not _END:
-                self._deliver(client, message)
+            _LOGGER.exception("Error handling Ainsite message on %s", message.topic)
 
     async def close(self) -> None:
         """Disconnect cleanly and stop run()."""
