@@ -71,7 +71,7 @@ async def _novacore_flow(hass: HomeAssistant, url: str, **credentials: str) -> d
 async def test_untrusted_broker_certificate_fails(
     hass: HomeAssistant, socket_enabled: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A broker whose CA Home Assistant does not trust is refused: cannot_connect."""
+    """A broker whose CA Home Assistant does not trust is refused with a clear error."""
     broker = Mosquitto(tmp_path / "untrusted")
     broker.add_user(MQTT_USERNAME, MQTT_PASSWORD, CUSTOMER_ID)
     broker.start()
@@ -81,15 +81,19 @@ async def test_untrusted_broker_certificate_fails(
     finally:
         broker.stop()
     assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == {"base": "cannot_connect"}
+    assert result["errors"] == {"base": "invalid_certificate"}
     lines = [r.getMessage() for r in caplog.records if r.name.startswith("custom_components.")]
     assert any("certificate verify failed" in line.lower() for line in lines), lines
 
 
 async def test_untrusted_https_certificate_fails(
-    hass: HomeAssistant, socket_enabled: None, tmp_path: Path, novacore: Novacore
+    hass: HomeAssistant,
+    socket_enabled: None,
+    tmp_path: Path,
+    novacore: Novacore,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Novacore over https with a certificate no trusted CA signed: cannot_connect."""
+    """Novacore over https with a certificate no trusted CA signed: a clear error."""
     _write_certificates(tmp_path)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(tmp_path / "server.crt", tmp_path / "server.key")
@@ -115,12 +119,14 @@ async def test_untrusted_https_certificate_fails(
     try:
         token = novacore.server.issue_token(novacore.identity)
         url = f"https://127.0.0.1:{httpd.server_address[1]}"
-        result = await _novacore_flow(hass, url, token=token)
+        with caplog.at_level(logging.WARNING):
+            result = await _novacore_flow(hass, url, token=token)
     finally:
         httpd.shutdown()
         httpd.server_close()
     assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == {"base": "cannot_connect"}
+    assert result["errors"] == {"base": "invalid_certificate"}
+    assert any("not trusted" in record.getMessage() for record in caplog.records)
 
 
 # --- credentials --------------------------------------------------------------------------------

@@ -51,6 +51,10 @@ class AinsiteConnectionError(AinsiteError):
     """The broker could not be reached, TLS failed or the connection was lost."""
 
 
+class AinsiteCertificateError(AinsiteConnectionError):
+    """The broker's TLS certificate is not trusted."""
+
+
 class AinsiteSubscribeError(AinsiteError):
     """The broker refused the subscription (SUBACK return code 0x80)."""
 
@@ -292,6 +296,8 @@ def _connect_error(error: aiomqtt.MqttError) -> AinsiteError:
     """Translate an aiomqtt connect error into an Ainsite error."""
     if _is_auth_failure(error):
         return AinsiteAuthError(f"Broker refused the credentials: {error}")
+    if "certificate verify failed" in str(error).lower():
+        return AinsiteCertificateError(f"The broker's TLS certificate is not trusted: {error}")
     return AinsiteConnectionError(f"Cannot connect to the broker: {error}")
 
 
@@ -530,6 +536,10 @@ async def async_validate(
                 await _disconnect(client)
     except TimeoutError as err:
         raise AinsiteConnectionError(f"Timed out talking to {host}:{port}") from err
+    except ssl.SSLCertVerificationError as err:
+        raise AinsiteCertificateError(
+            f"The TLS certificate of {host}:{port} is not trusted: {err}"
+        ) from err
     except (OSError, ssl.SSLError) as err:
         raise AinsiteConnectionError(f"Cannot connect to {host}:{port}: {err}") from err
 

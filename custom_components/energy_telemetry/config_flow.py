@@ -31,6 +31,7 @@ import voluptuous as vol
 
 from .ainsite import (
     AinsiteAuthError,
+    AinsiteCertificateError,
     AinsiteError,
     AinsiteSubscribeError,
     async_validate,
@@ -58,6 +59,7 @@ from .coordinator import EnergyTelemetryConfigEntry
 from .novacore import (
     InvalidKeyError,
     NovacoreAuthError,
+    NovacoreCertificateError,
     NovacoreClient,
     NovacoreConnectionError,
     NovacoreError,
@@ -165,6 +167,10 @@ class EnergyTelemetryConfigFlow(ConfigFlow, domain=DOMAIN):
         except NovacoreAuthError:
             errors["base"] = "invalid_auth"
             return None
+        except NovacoreCertificateError as err:
+            LOGGER.warning("Novacore at %s: %s", api_url, err)
+            errors["base"] = "invalid_certificate"
+            return None
         except NovacoreConnectionError:
             errors["base"] = "cannot_connect"
             return None
@@ -239,6 +245,9 @@ class EnergyTelemetryConfigFlow(ConfigFlow, domain=DOMAIN):
             errors["base"] = "invalid_auth"
         except AinsiteSubscribeError:
             errors["base"] = "subscribe_failed"
+        except AinsiteCertificateError as err:
+            LOGGER.warning("Ainsite broker %s: %s", data[CONF_HOST], err)
+            errors["base"] = "invalid_certificate"
         except (AinsiteError, ValueError) as err:
             LOGGER.debug("Ainsite broker check failed: %s", err)
             errors["base"] = "cannot_connect"

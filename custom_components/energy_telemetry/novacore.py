@@ -63,6 +63,10 @@ class NovacoreConnectionError(NovacoreError):
         self.retry_after = retry_after
 
 
+class NovacoreCertificateError(NovacoreConnectionError):
+    """The server's TLS certificate is not trusted."""
+
+
 class NovacoreAuthError(NovacoreError):
     """The service refused the credentials (401 or 403)."""
 
@@ -321,6 +325,11 @@ class NovacoreClient:
                         continue
                     await raise_for_status(response)
                     return await response.json(content_type=None)
+            except aiohttp.ClientConnectorCertificateError as err:
+                raise NovacoreCertificateError(
+                    f"{method} {path}: the server's TLS certificate is not trusted"
+                    f" ({err.certificate_error})"
+                ) from None
             except (aiohttp.ClientError, TimeoutError) as err:
                 raise NovacoreConnectionError(
                     f"{method} {path} failed: {type(err).__name__}"
