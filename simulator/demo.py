@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable, Iterable
 import contextlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-import hashlib
 import importlib.util
 import json
 import logging
@@ -35,7 +34,9 @@ import aiohttp
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from . import broker
 from .ainsite_publisher import DEFAULT_METERS, run_publisher
+from .broker import free_port, password_hash, port_is_free
 from .model import SiteModel, run_site
 from .novacore_server import NovacoreServer
 
@@ -61,7 +62,6 @@ CONFIGURED_INTEGRATIONS = ("api", "config", "energy", "history", "logbook", "rec
 # Config entries the onboarding's core-config step creates by itself; they need the internet.
 ONBOARDING_EXTRAS = ("google_translate", "met", "radio_browser", "shopping_list")
 # Mosquitto 2.0's "$7$" password hash: PBKDF2-SHA512 with this many iterations.
-_PBKDF2_ITERATIONS = 101
 
 
 class DemoError(Exception):
@@ -71,44 +71,14 @@ class DemoError(Exception):
 # --------------------------------------------------------------------------- helpers
 
 
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def port_is_free(port: int) -> bool:
-    """Return whether 127.0.0.1:port can be listened on."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def mosquitto_password_hash(password: str) -> str:
-    """Return a mosquitto 2.0 password-file hash of a password."""
-    salt = secrets.token_bytes(12)
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, _PBKDF2_ITERATIONS)
-    return (
-        f"$7${_PBKDF2_ITERATIONS}$"
-        f"{base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
-    )
-
-
 def find_mosquitto() -> str:
     """Return the path of the mosquitto binary."""
-    found = shutil.which("mosquitto")
-    if found:
-        return found
-    for candidate in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"):
-        if os.access(candidate, os.X_OK):
-            return candidate
-    raise DemoError("mosquitto is not installed (apt-get install mosquitto, or run scripts/demo)")
+    try:
+        return broker.find_mosquitto()
+    except FileNotFoundError:
+        raise DemoError(
+            "mosquitto is not installed (apt-get install mosquitto, or run scripts/demo)"
+        ) from None
 
 
 def local_time_zone() -> str:
@@ -427,7 +397,7 @@ class Demo:
         port = self.options.mqtt_port or free_port()
         self.options.mqtt_port = port
         password_file = broker_dir / "passwd"
-        password_file.write_text(f"{MQTT_USERNAME}:{mosquitto_password_hash(self.mqtt_password)}\n")
+        password_file.write_text(f"{MQTT_USERNAME}:{password_hash(self.mqtt_password)}\n")
         password_file.chmod(0o600)
         acl_file = broker_dir / "acl"
         acl_file.write_text(

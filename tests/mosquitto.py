@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterable
 import contextlib
 import ctypes
 from dataclasses import dataclass
 import datetime as dt
-import hashlib
 import ipaddress
-import os
 from pathlib import Path
 import secrets
-import shutil
 import signal
 import socket
 import ssl
@@ -31,43 +27,15 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from simulator.broker import find_mosquitto, free_port, password_hash
+
 ADMIN_USERNAME = "admin"
-_PBKDF2_ITERATIONS = 101  # what mosquitto_passwd 2.0 writes for "$7$" (PBKDF2-SHA512)
 
 
 def _die_with_parent() -> None:
     """Have the kernel stop the broker when the test process dies (Linux)."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def find_mosquitto() -> str:
-    """Return the path of the mosquitto binary."""
-    found = shutil.which("mosquitto")
-    if found:
-        return found
-    for candidate in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"):
-        if os.access(candidate, os.X_OK):
-            return candidate
-    raise FileNotFoundError("mosquitto binary not found (apt-get install mosquitto)")
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def password_hash(password: str, salt: bytes | None = None) -> str:
-    """Return a mosquitto 2.0 password-file hash ("$7$", PBKDF2-SHA512) for a password."""
-    salt = salt if salt is not None else secrets.token_bytes(12)
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, _PBKDF2_ITERATIONS)
-    return (
-        f"$7${_PBKDF2_ITERATIONS}$"
-        f"{base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
-    )
 
 
 class _PortTakenError(Exception):

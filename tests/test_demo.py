@@ -10,7 +10,6 @@ import json
 import os
 from pathlib import Path
 import signal
-import socket
 import sys
 import time
 from typing import Any
@@ -18,28 +17,12 @@ from typing import Any
 import aiohttp
 import pytest
 
+from simulator.broker import free_port, port_is_free
 from simulator.demo import HassWebSocket
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = 8
 SAMPLE_INTERVAL = 2.0  # real seconds: 24 simulated minutes at x720
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def _alive(pid: int) -> bool:
@@ -68,7 +51,7 @@ def _assert_cleaned_up(info: dict[str, Any], ports: dict[str, int], state_file: 
             time.sleep(0.1)
         assert not _alive(pid), pid
     for port in ports.values():
-        assert _port_is_free(port), port
+        assert port_is_free(port), port
     assert not Path(info["config_dir"]).exists()
     assert not state_file.exists()
 
@@ -229,7 +212,7 @@ def _seconds(state: dict[str, Any]) -> float:
 @pytest.mark.timeout(300)
 async def test_demo_end_to_end(socket_enabled: None, tmp_path: Path) -> None:
     """Start the demo headless, check its Home Assistant over the API, stop it cleanly."""
-    ports = {"--port": _free_port(), "--novacore-port": _free_port(), "--mqtt-port": _free_port()}
+    ports = {"--port": free_port(), "--novacore-port": free_port(), "--mqtt-port": free_port()}
     log = tmp_path / "demo.log"
     args = [
         "-m",

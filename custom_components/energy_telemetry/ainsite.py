@@ -461,6 +461,19 @@ async def _disconnect(client: aiomqtt.Client) -> None:
         await _discard(client)
 
 
+async def _connect(client: aiomqtt.Client) -> None:
+    """Connect; on failure, leave nothing behind that could touch the socket later."""
+    try:
+        await client.__aenter__()
+    except aiomqtt.MqttError as err:
+        await _discard(client)
+        raise _connect_error(err) from err
+    except BaseException:
+        # Cancelled or timed out while connecting
+        await _discard(client)
+        raise
+
+
 async def _subscribe(client: aiomqtt.Client, topic_filter: str) -> None:
     """Subscribe at QoS 1; raise AinsiteSubscribeError if the broker refuses or drops us.
 
@@ -518,15 +531,7 @@ async def async_validate(
     )
     try:
         async with asyncio.timeout(timeout):
-            try:
-                await client.__aenter__()
-            except aiomqtt.MqttError as err:
-                await _discard(client)
-                raise _connect_error(err) from err
-            except BaseException:
-                # Cancelled or timed out while connecting: nothing may touch the socket later.
-                await _discard(client)
-                raise
+            await _connect(client)
             try:
                 await _subscribe(client, topic_filter)
             except aiomqtt.MqttError as err:
@@ -675,15 +680,7 @@ class AinsiteConnection:
             self._timeout,
             on_message=self._on_paho_message,
         )
-        try:
-            await client.__aenter__()
-        except aiomqtt.MqttError as err:
-            await _discard(client)
-            raise _connect_error(err) from err
-        except BaseException:
-            # Cancelled or timed out while connecting: nothing may touch the socket later.
-            await _discard(client)
-            raise
+        await _connect(client)
         try:
             # Up from the CONNACK on: the persistent session delivers what it kept right away,
             # before the SUBACK.
