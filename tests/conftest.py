@@ -6,6 +6,7 @@ import asyncio
 import base64
 from collections.abc import AsyncGenerator, Callable, Generator
 from dataclasses import dataclass
+import os
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -38,6 +39,16 @@ DEVICES: list[dict[str, Any]] = [
         "ders": [{"id": "der-meter", "name": "grid-meter", "type": "meter"}],
     },
 ]
+
+
+def environment_without_coverage() -> dict[str, str]:
+    """Return this process's environment minus pytest-cov's, for the programs tests start.
+
+    Those programs (Home Assistant processes of the demo and the benchmark) run from other
+    folders, where coverage would not find this project's settings and would record data that
+    cannot be combined with the suite's.
+    """
+    return {key: value for key, value in os.environ.items() if not key.startswith("COV_CORE_")}
 
 
 @pytest.fixture(autouse=True)

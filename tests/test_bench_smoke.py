@@ -13,6 +13,7 @@ import sys
 
 import pytest
 
+from .conftest import environment_without_coverage
 from .mosquitto import find_mosquitto
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +46,11 @@ def test_bench_quick_prints_the_table() -> None:
     frontend = _frontend_path()
     if frontend is None:
         pytest.skip("home-assistant-frontend is not installed (scripts/bench installs it)")
-    env = {**os.environ, "BENCH_EXTRA_PYTHONPATH": frontend, "BENCH_HA_PYTHON": sys.executable}
+    env = {
+        **environment_without_coverage(),
+        "BENCH_EXTRA_PYTHONPATH": frontend,
+        "BENCH_HA_PYTHON": sys.executable,
+    }
     result = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "run.py"), "--quick"],
         cwd=ROOT,

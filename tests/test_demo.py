@@ -20,6 +20,8 @@ import pytest
 from simulator.broker import free_port, port_is_free
 from simulator.demo import HassWebSocket
 
+from .conftest import environment_without_coverage
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = 8
 SAMPLE_INTERVAL = 2.0  # real seconds: 24 simulated minutes at x720
@@ -232,6 +234,7 @@ async def test_demo_end_to_end(socket_enabled: None, tmp_path: Path) -> None:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=stderr,
+            env=environment_without_coverage(),
         )
     info: dict[str, Any] | None = None
     try:
