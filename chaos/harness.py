@@ -418,3 +418,20 @@ class QueuedPublisher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+
+class Timings:
+    """The reconnect timings of a run: shorter than the integration's, so faults fit in minutes."""
+
+    __slots__ = ()
+    full: bool
+
+    @property
+    def cap(self) -> float:
+        """Backoff cap used (the integration's default is 60 s)."""
+        return 2.0 if self.full else 1.0
+
+    @property
+    def initial(self) -> float:
+        """First backoff delay used (the integration's default is 1 s)."""
+        return 0.1

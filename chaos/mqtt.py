@@ -23,6 +23,7 @@ from .harness import (
     Outgoing,
     QueuedPublisher,
     StateLog,
+    Timings,
     as_number,
     record_deliveries,
     record_states,
@@ -76,7 +77,7 @@ class Fleet:
 
 
 @dataclass(frozen=True, slots=True)
-class MqttSetup:
+class MqttSetup(Timings):
     """The peer, the account and the timings of one run."""
 
     hass: HomeAssistant
@@ -86,16 +87,6 @@ class MqttSetup:
     customer_id: str
     subscription_id: str
     full: bool
-
-    @property
-    def cap(self) -> float:
-        """Backoff cap used (the integration's default is 60 s)."""
-        return 2.0 if self.full else 1.0
-
-    @property
-    def initial(self) -> float:
-        """First backoff delay used (the integration's default is 1 s)."""
-        return 0.1
 
     def fleet(self, count: int) -> Fleet:
         """Return `count` meters starting two hours ago."""

@@ -18,6 +18,7 @@ from .harness import (
     Deliveries,
     SsePusher,
     StateLog,
+    Timings,
     record_deliveries,
     record_states,
     setup_novacore,
@@ -34,7 +35,7 @@ MARGIN = 0.5
 
 
 @dataclass(frozen=True, slots=True)
-class SseSetup:
+class SseSetup(Timings):
     """The peer and the timings of one run."""
 
     hass: HomeAssistant
@@ -44,16 +45,6 @@ class SseSetup:
     devices: list[dict[str, Any]]
     private_key_pem: str
     full: bool
-
-    @property
-    def cap(self) -> float:
-        """Backoff cap used (the integration's default is 60 s)."""
-        return 2.0 if self.full else 1.0
-
-    @property
-    def initial(self) -> float:
-        """First backoff delay used (the integration's default is 1 s)."""
-        return 0.1
 
     @property
     def read_timeout(self) -> float:
