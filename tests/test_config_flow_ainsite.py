@@ -45,6 +45,7 @@ async def test_full_flow(hass: HomeAssistant, mosquitto: Any) -> None:
     result = await hass.config_entries.flow.async_configure(flow_id, _input(mosquitto))
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["result"].unique_id == f"{CUSTOMER_ID}/{SUBSCRIPTION_ID}"
+    assert result["result"].supports_options
     data = result["data"]
     assert data["client_id"].startswith("ha-energy-telemetry-")
     assert data["subscription_id"] == SUBSCRIPTION_ID
