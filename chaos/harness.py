@@ -86,7 +86,7 @@ async def setup_ainsite(
         result["flow_id"], {"next_step_id": "ainsite"}
     )
     data: dict[str, Any] = {
-        "host": "localhost",
+        "host": "127.0.0.1",
         "port": port,
         "tls": True,
         "username": username,
