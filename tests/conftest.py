@@ -6,6 +6,7 @@ import asyncio
 import base64
 from collections.abc import AsyncGenerator, Callable, Generator
 from dataclasses import dataclass
+import logging
 import os
 from typing import Any
 
@@ -54,6 +55,64 @@ def environment_without_coverage() -> dict[str, str]:
 @pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Load the integration from custom_components/."""
+
+
+DOMAIN = "energy_telemetry"
+_REPORT_MARKERS = (
+    "Detected that custom integration",
+    "report it to the author",
+    "create a bug report",
+    "deprecated",
+)
+
+
+def is_deprecated_use_report(record: logging.LogRecord) -> bool:
+    """Return True for Home Assistant's report of a deprecated use by this integration.
+
+    Home Assistant reports a custom integration's use of a deprecated or wrong API in a log line
+    (its frame helper: "Detected that custom integration 'energy_telemetry' ...", entity and
+    registry helpers: "... please report it to the author of the 'energy_telemetry' custom
+    integration"), not by raising: only the log shows it.
+    """
+    if not record.name.startswith("homeassistant") or record.levelno < logging.WARNING:
+        return False
+    message = record.getMessage()
+    return DOMAIN in message and any(marker in message for marker in _REPORT_MARKERS)
+
+
+class DeprecatedUseReports(logging.Handler):
+    """Collects Home Assistant's reports of deprecated use by this integration during a test."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.reports: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if is_deprecated_use_report(record):
+            self.reports.append(record.getMessage())
+
+
+@pytest.fixture(autouse=True)
+def deprecated_use_reports() -> Generator[DeprecatedUseReports]:
+    """Fail any test during which Home Assistant reports a deprecated use by this integration.
+
+    Autouse fixtures are set up first and torn down last, so the check also covers the set-up and
+    the teardown (unload, stop) of the Home Assistant instance. A test that provokes a report on
+    purpose empties `reports` after checking it.
+    """
+    collector = DeprecatedUseReports()
+    root = logging.getLogger()
+    root.addHandler(collector)
+    try:
+        yield collector
+    finally:
+        root.removeHandler(collector)
+    if collector.reports:
+        pytest.fail(
+            "Home Assistant reported a deprecated use by this integration:\n"
+            + "\n".join(collector.reports),
+            pytrace=False,
+        )
 
 
 @dataclass
