@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from homeassistant.config_entries import SOURCE_REAUTH, SOURCE_RECONFIGURE, SOURCE_USER
+from homeassistant.config_entries import (
+    SOURCE_REAUTH,
+    SOURCE_RECONFIGURE,
+    SOURCE_USER,
+    ConfigEntryState,
+)
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 import pytest
 
 from custom_components.energy_telemetry.const import DOMAIN
 
-from .conftest import CUSTOMER_ID, MQTT_PASSWORD, MQTT_USERNAME, SUBSCRIPTION_ID
+from .conftest import CUSTOMER_ID, MQTT_PASSWORD, MQTT_USERNAME, SUBSCRIPTION_ID, wait_for
 from .mosquitto import free_port
 from .mqtt_refuser import RefusingBroker
 
@@ -130,6 +135,7 @@ async def test_reauth(hass: HomeAssistant, mosquitto: Any) -> None:
     """New credentials are checked against the broker; the client id is kept."""
     entry = await _entry(hass, mosquitto)
     client_id = entry.data["client_id"]
+    first_coordinator = entry.runtime_data
     mosquitto.add_user("new-user", "new-pass", CUSTOMER_ID)
     result = await hass.config_entries.flow.async_init(
         DOMAIN,
@@ -149,6 +155,10 @@ async def test_reauth(hass: HomeAssistant, mosquitto: Any) -> None:
     assert entry.data["username"] == "new-user"
     assert entry.data["client_id"] == client_id
     await hass.async_block_till_done()
+    # The entry was reloaded with the new credentials (by the flow; no update listener).
+    assert entry.state is ConfigEntryState.LOADED
+    assert entry.runtime_data is not first_coordinator
+    await wait_for(lambda: entry.runtime_data.connected)
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 

@@ -36,6 +36,7 @@ from .ainsite import (
     AinsiteSubscribeError,
     async_validate,
 )
+from .compat import ReloadingOptionsFlow
 from .const import (
     CONF_API_URL,
     CONF_CLIENT_ID,
@@ -387,8 +388,8 @@ class EnergyTelemetryConfigFlow(ConfigFlow, domain=DOMAIN):
         return await self._async_ainsite_reconfigure(self._get_reconfigure_entry(), user_input)
 
 
-class RegisterOptionsFlow(OptionsFlow):
-    """Tell what an Ainsite register measures and in which unit."""
+class RegisterOptionsFlow(ReloadingOptionsFlow):
+    """Tell what an Ainsite register measures and in which unit; the entry reloads with it."""
 
     def __init__(self) -> None:
         """Initialise the flow."""

@@ -6,15 +6,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 import time
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
-from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.event import async_call_later, async_track_time_interval
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
+from .compat import via_device
 from .const import (
     LOGGER,
     STALE_INTERVALS,
@@ -29,17 +29,7 @@ if TYPE_CHECKING:
 
 type EnergyTelemetryConfigEntry = ConfigEntry[PushCoordinator]
 
-_VIA_DEVICE_ID = "via_device_id" in DeviceInfo.__annotations__
-
-
-def via_device(parent: dr.DeviceEntry) -> DeviceInfo:
-    """Return the device info keys linking a device to its parent, old and new style.
-
-    Home Assistant 2026.8 links by registry id (`via_device_id`); older releases by identifier.
-    """
-    if _VIA_DEVICE_ID:
-        return cast("DeviceInfo", {"via_device_id": parent.id})
-    return DeviceInfo(via_device=next(iter(parent.identifiers)))
+__all__ = ["EnergyTelemetryConfigEntry", "Group", "Point", "PushCoordinator", "via_device"]
 
 
 @dataclass(slots=True, eq=False)

@@ -20,6 +20,7 @@ from .ainsite import (
     parse_payload,
     parse_topic,
 )
+from .compat import OPTIONS_FLOW_RELOADS
 from .const import (
     CONF_CLIENT_ID,
     CONF_CUSTOMER_ID,
@@ -40,13 +41,24 @@ async def async_create_coordinator(
     hass: HomeAssistant, entry: EnergyTelemetryConfigEntry
 ) -> AinsiteCoordinator:
     """Build the coordinator, with a TLS context made off the event loop."""
-    entry.async_on_unload(entry.add_update_listener(_async_options_updated))
-    return AinsiteCoordinator(hass, entry, await async_tls_context(hass, entry.data[CONF_TLS]))
+    coordinator = AinsiteCoordinator(
+        hass, entry, await async_tls_context(hass, entry.data[CONF_TLS])
+    )
+    if not OPTIONS_FLOW_RELOADS:
 
+        async def _async_entry_updated(
+            hass: HomeAssistant, entry: EnergyTelemetryConfigEntry
+        ) -> None:
+            """Reload when the register mapping changed (Home Assistant before 2025.8 only).
 
-async def _async_options_updated(hass: HomeAssistant, entry: EnergyTelemetryConfigEntry) -> None:
-    """Reload so that new register mappings take effect."""
-    hass.config_entries.async_schedule_reload(entry.entry_id)
+            Newer releases reload from the options flow itself. Changes of the entry's data come
+            from reauthentication or reconfiguration, whose flows reload the entry themselves.
+            """
+            if dict(entry.options.get(CONF_REGISTERS, {})) != coordinator.mappings:
+                hass.config_entries.async_schedule_reload(entry.entry_id)
+
+        entry.async_on_unload(entry.add_update_listener(_async_entry_updated))
+    return coordinator
 
 
 class AinsiteCoordinator(PushCoordinator):

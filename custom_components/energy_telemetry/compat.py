@@ -1,0 +1,40 @@
+"""What differs between the Home Assistant releases this integration supports (2025.4 onwards).
+
+Each difference is detected from the running release's own API, never from its version number.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final, cast
+
+from homeassistant import config_entries
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.device_registry import DeviceInfo
+
+__all__ = ["OPTIONS_FLOW_RELOADS", "ReloadingOptionsFlow", "via_device"]
+
+_VIA_DEVICE_ID: Final = "via_device_id" in DeviceInfo.__annotations__
+
+
+def via_device(parent: dr.DeviceEntry) -> DeviceInfo:
+    """Return the device info keys linking a device to its parent, old and new style.
+
+    Home Assistant 2026.8 links by registry id (`via_device_id`); older releases by identifier.
+    """
+    if _VIA_DEVICE_ID:
+        return cast("DeviceInfo", {"via_device_id": parent.id})
+    return DeviceInfo(via_device=next(iter(parent.identifiers)))
+
+
+if TYPE_CHECKING:
+    from homeassistant.config_entries import OptionsFlow as ReloadingOptionsFlow
+else:
+    ReloadingOptionsFlow = getattr(
+        config_entries, "OptionsFlowWithReload", config_entries.OptionsFlow
+    )
+
+OPTIONS_FLOW_RELOADS: Final = ReloadingOptionsFlow is not config_entries.OptionsFlow
+"""True from Home Assistant 2025.8: an options flow reloads its entry itself when it changes the
+options. An update listener that reloads is then not allowed, and combined with
+`async_update_reload_and_abort` it is deprecated (2026.6) and an error (2026.12). Before 2025.8,
+an update listener reloads the entry when its options change."""
