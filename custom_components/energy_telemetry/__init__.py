@@ -5,6 +5,7 @@ from __future__ import annotations
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryError
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
 from .const import (
@@ -13,11 +14,14 @@ from .const import (
     CONF_SITE_ID,
     CONF_SOURCE,
     CONF_TOKEN,
+    DOMAIN,
     SOURCE_AINSITE,
     SOURCE_NOVACORE,
 )
 from .coordinator import EnergyTelemetryConfigEntry, PushCoordinator
 from .novacore import InvalidKeyError, NovacoreClient, load_signer
+from .repairs import async_clear_issues
+from .storage import async_remove_store
 
 PLATFORMS: list[Platform] = [Platform.SENSOR]
 
@@ -33,7 +37,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: EnergyTelemetryConfigEnt
 
         coordinator = await async_create_coordinator(hass, entry)
     else:
-        raise ConfigEntryError(f"Unknown source {source}")
+        raise ConfigEntryError(
+            translation_domain=DOMAIN,
+            translation_key="unknown_source",
+            translation_placeholders={"source": str(source)},
+        )
     await coordinator.async_config_entry_first_refresh()
     entry.runtime_data = coordinator
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
@@ -52,7 +60,11 @@ def _novacore_coordinator(
         try:
             signer = load_signer(key)
         except InvalidKeyError as err:
-            raise ConfigEntryError(f"The stored private key cannot be used: {err}") from None
+            raise ConfigEntryError(
+                translation_domain=DOMAIN,
+                translation_key="invalid_stored_key",
+                translation_placeholders={"error": str(err)},
+            ) from None
     client = NovacoreClient(
         async_get_clientsession(hass),
         data[CONF_API_URL],
@@ -69,4 +81,22 @@ async def async_unload_entry(hass: HomeAssistant, entry: EnergyTelemetryConfigEn
     is applied to them (and so stored for the next start) instead of to removed entities.
     """
     await entry.runtime_data.async_stop_connection()
-    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    if unloaded:
+        # An entry that is not running reports no problem; set-up raises it again if it persists.
+        async_clear_issues(hass, entry)
+    return unloaded
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: EnergyTelemetryConfigEntry) -> None:
+    """Forget what the entry stored and any issue it raised."""
+    async_clear_issues(hass, entry)
+    await async_remove_store(hass, entry.entry_id)
+
+
+async def async_remove_config_entry_device(
+    hass: HomeAssistant, entry: EnergyTelemetryConfigEntry, device: dr.DeviceEntry
+) -> bool:
+    """Let a user delete a device that no longer reports (it comes back if it reports again)."""
+    coordinator: PushCoordinator | None = getattr(entry, "runtime_data", None)
+    return coordinator is None or coordinator.async_remove_device(device)

@@ -571,6 +571,7 @@ class AinsiteConnection:
         on_connected: Callable[[], None],
         on_disconnected: Callable[[Exception | None], None],
         *,
+        on_subscription: Callable[[int], None] | None = None,
         backoff_initial: float = 1.0,
         backoff_max: float = 60.0,
         keepalive: int = DEFAULT_KEEPALIVE,
@@ -587,6 +588,9 @@ class AinsiteConnection:
         self._on_message = on_message
         self._on_connected = on_connected
         self._on_disconnected = on_disconnected
+        self._on_subscription = on_subscription
+        self.subscribe_refusals = 0
+        """Subscriptions refused (or dropped) in a row; 0 once the broker grants one."""
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
         self._keepalive = keepalive
@@ -692,8 +696,15 @@ class AinsiteConnection:
                 self._on_connected()
             except Exception:
                 _LOGGER.exception("Error in the Ainsite connect callback")
-            await _subscribe(client, self.topic_filter)
+            try:
+                await _subscribe(client, self.topic_filter)
+            except AinsiteSubscribeError:
+                self.subscribe_refusals += 1
+                self._notify_subscription()
+                raise
             self._subscribed = True
+            self.subscribe_refusals = 0
+            self._notify_subscription()
             _LOGGER.debug(
                 "Ainsite connected to %s:%s as %s, subscribed to %s%s",
                 self.host,
@@ -710,6 +721,13 @@ class AinsiteConnection:
             self.connected = False
             # on cancellation this still sends a clean DISCONNECT
             await _disconnect(client)
+
+    def _notify_subscription(self) -> None:
+        if self._on_subscription is not None:
+            try:
+                self._on_subscription(self.subscribe_refusals)
+            except Exception:
+                _LOGGER.exception("Error in the Ainsite subscription callback")
 
     def _on_paho_message(self, _client: Any, _userdata: Any, message: Any) -> None:
         """Apply a message as it arrives; paho acknowledges it (QoS 1) once this returns."""

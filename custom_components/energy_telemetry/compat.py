@@ -11,7 +11,7 @@ from homeassistant import config_entries
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceInfo
 
-__all__ = ["OPTIONS_FLOW_RELOADS", "ReloadingOptionsFlow", "via_device"]
+__all__ = ["OPTIONS_FLOW_RELOADS", "ReloadingOptionsFlow", "entry_device", "via_device"]
 
 _VIA_DEVICE_ID: Final = "via_device_id" in DeviceInfo.__annotations__
 
@@ -24,6 +24,21 @@ def via_device(parent: dr.DeviceEntry) -> DeviceInfo:
     if _VIA_DEVICE_ID:
         return cast("DeviceInfo", {"via_device_id": parent.id})
     return DeviceInfo(via_device=next(iter(parent.identifiers)))
+
+
+def entry_device(
+    registry: dr.DeviceRegistry, identifier: tuple[str, str], config_entry_id: str
+) -> dr.DeviceEntry | None:
+    """Return the device of a config entry with an identifier.
+
+    Home Assistant 2026.10 looks devices up per config entry (`async_get_device` is deprecated
+    there, as identifiers are unique only within an entry); older releases by identifier.
+    """
+    by_identifier = getattr(registry, "async_get_device_by_identifier", None)
+    if by_identifier is not None:
+        device: dr.DeviceEntry | None = by_identifier(identifier, config_entry_id)
+        return device
+    return registry.async_get_device(identifiers={identifier})
 
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from homeassistant.config_entries import (
     OptionsFlow,
 )
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
-from homeassistant.core import callback
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.selector import (
     BooleanSelector,
@@ -75,7 +75,8 @@ _URL = TextSelector(TextSelectorConfig(type=TextSelectorType.URL))
 _TEXT = TextSelector()
 
 
-def _novacore_schema(defaults: Mapping[str, Any], with_url: bool = True) -> vol.Schema:
+def novacore_schema(defaults: Mapping[str, Any], with_url: bool = True) -> vol.Schema:
+    """Return the form of Novacore credentials (and the API URL, unless it stays as it is)."""
     fields: dict[vol.Marker, Any] = {}
     if with_url:
         fields[vol.Required(CONF_API_URL, default=defaults.get(CONF_API_URL, DEFAULT_API_URL))] = (
@@ -84,6 +85,16 @@ def _novacore_schema(defaults: Mapping[str, Any], with_url: bool = True) -> vol.
     fields[vol.Optional(CONF_PRIVATE_KEY)] = _MULTILINE
     fields[vol.Optional(CONF_TOKEN)] = _PASSWORD
     return vol.Schema(fields)
+
+
+def ainsite_credentials_schema(username: str) -> vol.Schema:
+    """Return the form of new Ainsite credentials."""
+    return vol.Schema(
+        {
+            vol.Required(CONF_USERNAME, default=username): _TEXT,
+            vol.Required(CONF_PASSWORD): _PASSWORD,
+        }
+    )
 
 
 def _ainsite_schema(defaults: Mapping[str, Any]) -> vol.Schema:
@@ -111,6 +122,80 @@ def _ainsite_schema(defaults: Mapping[str, Any]) -> vol.Schema:
 def ainsite_unique_id(customer_id: str, subscription_id: str | None) -> str:
     """Return the unique id of an Ainsite entry."""
     return f"{customer_id}/{subscription_id}" if subscription_id else customer_id
+
+
+async def async_novacore_login(
+    hass: HomeAssistant, user_input: dict[str, Any], errors: dict[str, str]
+) -> tuple[dict[str, Any] | None, list[Site]]:
+    """Check Novacore credentials; return the entry data they give and the sites they see.
+
+    On failure the data is None and `errors` says why (the config, reauth, reconfigure and
+    repair flows share this check).
+    """
+    key = (user_input.get(CONF_PRIVATE_KEY) or "").strip()
+    token = (user_input.get(CONF_TOKEN) or "").strip()
+    if bool(key) == bool(token):
+        errors["base"] = "missing_credentials"
+        return None, []
+    signer = None
+    if key:
+        try:
+            signer = load_signer(key)
+        except InvalidKeyError:
+            errors[CONF_PRIVATE_KEY] = "invalid_key"
+            return None, []
+    api_url = str(user_input[CONF_API_URL]).strip().rstrip("/")
+    client = NovacoreClient(
+        async_get_clientsession(hass), api_url, signer=signer, token=token or None
+    )
+    try:
+        sites = await client.async_get_sites()
+    except NovacoreAuthError:
+        errors["base"] = "invalid_auth"
+        return None, []
+    except NovacoreCertificateError as err:
+        LOGGER.warning("Novacore at %s: %s", api_url, err)
+        errors["base"] = "invalid_certificate"
+        return None, []
+    except NovacoreConnectionError:
+        errors["base"] = "cannot_connect"
+        return None, []
+    except NovacoreError as err:
+        LOGGER.debug("Unexpected answer from %s: %s", api_url, err)
+        errors["base"] = "cannot_connect"
+        return None, []
+    return {
+        CONF_API_URL: api_url,
+        CONF_PRIVATE_KEY: key or None,
+        CONF_TOKEN: None if key else token,
+    }, sites
+
+
+async def async_ainsite_check(
+    hass: HomeAssistant, data: Mapping[str, Any], errors: dict[str, str]
+) -> bool:
+    """Connect and subscribe with the given settings; set errors and return False on failure."""
+    try:
+        await async_validate(
+            host=data[CONF_HOST],
+            port=data[CONF_PORT],
+            username=data[CONF_USERNAME],
+            password=data[CONF_PASSWORD],
+            customer_id=data[CONF_CUSTOMER_ID],
+            subscription_id=data.get(CONF_SUBSCRIPTION_ID),
+            tls_context=await async_tls_context(hass, data[CONF_TLS]),
+        )
+    except AinsiteAuthError:
+        errors["base"] = "invalid_auth"
+    except AinsiteSubscribeError:
+        errors["base"] = "subscribe_failed"
+    except AinsiteCertificateError as err:
+        LOGGER.warning("Ainsite broker %s: %s", data[CONF_HOST], err)
+        errors["base"] = "invalid_certificate"
+    except (AinsiteError, ValueError) as err:
+        LOGGER.debug("Ainsite broker check failed: %s", err)
+        errors["base"] = "cannot_connect"
+    return not errors
 
 
 class EnergyTelemetryConfigFlow(ConfigFlow, domain=DOMAIN):
@@ -147,43 +232,8 @@ class EnergyTelemetryConfigFlow(ConfigFlow, domain=DOMAIN):
         self, user_input: dict[str, Any], errors: dict[str, str]
     ) -> dict[str, Any] | None:
         """Check the credentials; return the entry data they give, or None with errors set."""
-        key = (user_input.get(CONF_PRIVATE_KEY) or "").strip()
-        token = (user_input.get(CONF_TOKEN) or "").strip()
-        if bool(key) == bool(token):
-            errors["base"] = "missing_credentials"
-            return None
-        signer = None
-        if key:
-            try:
-                signer = load_signer(key)
-            except InvalidKeyError:
-                errors[CONF_PRIVATE_KEY] = "invalid_key"
-                return None
-        api_url = str(user_input[CONF_API_URL]).strip().rstrip("/")
-        client = NovacoreClient(
-            async_get_clientsession(self.hass), api_url, signer=signer, token=token or None
-        )
-        try:
-            self._sites = await client.async_get_sites()
-        except NovacoreAuthError:
-            errors["base"] = "invalid_auth"
-            return None
-        except NovacoreCertificateError as err:
-            LOGGER.warning("Novacore at %s: %s", api_url, err)
-            errors["base"] = "invalid_certificate"
-            return None
-        except NovacoreConnectionError:
-            errors["base"] = "cannot_connect"
-            return None
-        except NovacoreError as err:
-            LOGGER.debug("Unexpected answer from %s: %s", api_url, err)
-            errors["base"] = "cannot_connect"
-            return None
-        return {
-            CONF_API_URL: api_url,
-            CONF_PRIVATE_KEY: key or None,
-            CONF_TOKEN: None if key else token,
-        }
+        credentials, self._sites = await async_novacore_login(self.hass, user_input, errors)
+        return credentials
 
     async def async_step_novacore(
         self, user_input: dict[str, Any] | None = None
@@ -200,7 +250,7 @@ class EnergyTelemetryConfigFlow(ConfigFlow, domain=DOMAIN):
         return self.async_show_form(
             step_id="novacore",
             data_schema=self.add_suggested_values_to_schema(
-                _novacore_schema(user_input or {}), user_input
+                novacore_schema(user_input or {}), user_input
             ),
             errors=errors,
         )
@@ -232,27 +282,7 @@ class EnergyTelemetryConfigFlow(ConfigFlow, domain=DOMAIN):
 
     async def _async_ainsite_check(self, data: dict[str, Any], errors: dict[str, str]) -> bool:
         """Connect and subscribe with the given settings; set errors and return False on failure."""
-        try:
-            await async_validate(
-                host=data[CONF_HOST],
-                port=data[CONF_PORT],
-                username=data[CONF_USERNAME],
-                password=data[CONF_PASSWORD],
-                customer_id=data[CONF_CUSTOMER_ID],
-                subscription_id=data.get(CONF_SUBSCRIPTION_ID),
-                tls_context=await async_tls_context(self.hass, data[CONF_TLS]),
-            )
-        except AinsiteAuthError:
-            errors["base"] = "invalid_auth"
-        except AinsiteSubscribeError:
-            errors["base"] = "subscribe_failed"
-        except AinsiteCertificateError as err:
-            LOGGER.warning("Ainsite broker %s: %s", data[CONF_HOST], err)
-            errors["base"] = "invalid_certificate"
-        except (AinsiteError, ValueError) as err:
-            LOGGER.debug("Ainsite broker check failed: %s", err)
-            errors["base"] = "cannot_connect"
-        return not errors
+        return await async_ainsite_check(self.hass, data, errors)
 
     @staticmethod
     def _ainsite_data(user_input: dict[str, Any], client_id: str) -> dict[str, Any]:
@@ -335,7 +365,7 @@ class EnergyTelemetryConfigFlow(ConfigFlow, domain=DOMAIN):
                     return self.async_update_reload_and_abort(entry, data_updates=credentials)
         return self.async_show_form(
             step_id=step_id,
-            data_schema=_novacore_schema(entry.data if reconfigure else {}, with_url=reconfigure),
+            data_schema=novacore_schema(entry.data if reconfigure else {}, with_url=reconfigure),
             errors=errors,
             description_placeholders={"name": entry.title},
         )
@@ -353,12 +383,7 @@ class EnergyTelemetryConfigFlow(ConfigFlow, domain=DOMAIN):
                 return self.async_update_reload_and_abort(entry, data_updates=user_input)
         return self.async_show_form(
             step_id=step_id,
-            data_schema=vol.Schema(
-                {
-                    vol.Required(CONF_USERNAME, default=entry.data[CONF_USERNAME]): _TEXT,
-                    vol.Required(CONF_PASSWORD): _PASSWORD,
-                }
-            ),
+            data_schema=ainsite_credentials_schema(entry.data[CONF_USERNAME]),
             errors=errors,
             description_placeholders={"name": entry.title},
         )

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
-from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.device_registry import DeviceEntry, DeviceInfo
 from homeassistant.helpers.event import async_call_later, async_track_time_interval
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
@@ -118,6 +118,10 @@ class PushCoordinator(DataUpdateCoordinator[dict[str, Group]]):
 
     async def async_stop_connection(self) -> None:
         """Stop the connection before the entities are removed (on unload); default: nothing."""
+
+    def async_remove_device(self, device: DeviceEntry) -> bool:
+        """Forget a device a user deletes and return True, or refuse while it is in use."""
+        return False
 
     @callback
     def async_start_watchdog(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 import ssl
 import time
-from typing import Any
+from typing import Any, Final
 
 from homeassistant.components.sensor import SensorStateClass
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
@@ -32,9 +32,14 @@ from .const import (
 )
 from .coordinator import EnergyTelemetryConfigEntry, Group, PushCoordinator, via_device
 from .registers import LAST_READING_DESCRIPTION, async_tls_context, register_description
+from .repairs import SUBSCRIPTION_REFUSED, async_clear_issue, async_raise_issue
 
 MAX_METERS = 10_000
 MAX_REGISTERS_PER_METER = 100
+REFUSALS_FOR_ISSUE: Final = 3
+"""Subscriptions refused in a row after which a repair issue says so."""
+REMOVABLE_AFTER: Final = 3600.0
+"""A meter device may be deleted by the user after this many seconds without a reading."""
 
 
 async def async_create_coordinator(
@@ -81,6 +86,8 @@ class AinsiteCoordinator(PushCoordinator):
         self.out_of_order = 0
         self.foreign = 0
         self._subscription_devices: dict[str, dr.DeviceEntry] = {}
+        self._subscription_of: dict[str, str] = {}
+        """Meter id -> subscription id, for meters seen in this run."""
         self.connection = AinsiteConnection(
             data[CONF_HOST],
             data[CONF_PORT],
@@ -93,6 +100,7 @@ class AinsiteCoordinator(PushCoordinator):
             on_message=self._async_on_message,
             on_connected=self.async_connection_up,
             on_disconnected=self._async_on_disconnected,
+            on_subscription=self._async_on_subscription,
         )
 
     async def _async_update_data(self) -> dict[str, Group]:
@@ -143,6 +151,63 @@ class AinsiteCoordinator(PushCoordinator):
     def _async_on_disconnected(self, error: Exception | None) -> None:
         self.async_connection_down(str(error) if error else "disconnected")
 
+    @callback
+    def _async_on_subscription(self, refusals: int) -> None:
+        """Raise a repair issue while the broker keeps refusing the subscription; clear it after."""
+        if refusals == 0:
+            async_clear_issue(self.hass, SUBSCRIPTION_REFUSED, self.config_entry)
+        elif refusals == REFUSALS_FOR_ISSUE:
+            LOGGER.warning(
+                "%s: the broker refused the subscription to %s %d times in a row; see the"
+                " repair issue",
+                self.name,
+                self.connection.topic_filter,
+                refusals,
+            )
+            async_raise_issue(
+                self.hass,
+                SUBSCRIPTION_REFUSED,
+                self.config_entry,
+                {"customer_id": self.customer_id, "topic": self.connection.topic_filter},
+            )
+
+    def async_remove_device(self, device: dr.DeviceEntry) -> bool:
+        """Forget a meter (or subscription) device a user deletes, once it stopped reporting.
+
+        A meter that reports again comes back with its device and entities.
+        """
+        now = time.monotonic()
+        prefix = f"ainsite_{self.customer_id}_"
+        for domain, identifier in device.identifiers:
+            if domain != DOMAIN or not identifier.startswith(prefix):
+                continue
+            key = identifier.removeprefix(prefix)
+            if key in self._subscription_devices:
+                if any(
+                    subscription == key and self._recent(group, now)
+                    for group, subscription in self._meter_subscriptions()
+                ):
+                    return False
+                del self._subscription_devices[key]
+                return True
+            group = self.data.get(key)
+            if group is not None and self._recent(group, now):
+                return False
+            self.data.pop(key, None)
+            return True
+        return False
+
+    @staticmethod
+    def _recent(group: Group, now: float) -> bool:
+        return group.last_seen is not None and now - group.last_seen < REMOVABLE_AFTER
+
+    def _meter_subscriptions(self) -> list[tuple[Group, str]]:
+        return [
+            (group, via)
+            for group in self.data.values()
+            if (via := self._subscription_of.get(group.key)) is not None
+        ]
+
     def known_registers(self) -> set[str]:
         """Return every register id seen so far."""
         return {
@@ -177,6 +242,7 @@ class AinsiteCoordinator(PushCoordinator):
         )
         if subscription is not None:
             info.update(via_device(self._subscription_device(subscription)))
+            self._subscription_of[meter] = subscription
         group = Group(meter, f"{self.customer_id}_{meter}", info)
         self.data[meter] = group
         return group
