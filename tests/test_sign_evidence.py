@@ -28,6 +28,7 @@ from custom_components.energy_telemetry.sign_evidence import (
     Convention,
     SignDecision,
     SignEngine,
+    Status,
 )
 
 DOC = Convention.DOCUMENTED
@@ -180,6 +181,7 @@ def test_each_kind_decides_its_wire_in_both_directions(
     assert set(factors[: decided_after + 1]) == {1}
     assert set(factors[decided_after + 1 :]) == {wire.factor}
     assert engine.factor("der", kind) == wire.factor
+    assert engine.status("der", kind) is Status.DECIDED
     diagnostics = engine.diagnostics()["der"]
     assert diagnostics["status"] == "decided"
     assert diagnostics["source"] == "evidence"
@@ -198,6 +200,7 @@ def test_documented_convention_applies_until_enough_observations() -> None:
         if counted[-1] < DECIDE_AFTER:
             assert event is None
             assert engine.factor("der", "battery") == 1
+            assert engine.status("der", "battery") is Status.ASSUMED
             assert engine.diagnostics()["der"]["status"] == "assumed"
             assert engine.diagnostics()["der"]["source"] == "documented"
         elif counted[-1] == DECIDE_AFTER and counted[-2] < DECIDE_AFTER:
@@ -610,15 +613,18 @@ def test_overrides_accept_the_type_aliases() -> None:
 
 def test_an_inverter_has_no_evidence_available() -> None:
     engine = SignEngine()
+    assert engine.status("inv", "inverter") is Status.NO_EVIDENCE
+    assert engine.status("bat", "battery") is Status.ASSUMED
     for i in range(100):
         assert engine.observe("inv", "inverter", T0 + i * 1000.0, 3000.0, {"W": 3000.0}) is None
     assert engine.factor("inv", "inverter") == 1
+    assert engine.status("inv", "inverter") is Status.NO_EVIDENCE
     diagnostics = engine.diagnostics()["inv"]
     assert diagnostics["status"] == "no_evidence_available"
     assert diagnostics["source"] == "documented"
     assert diagnostics["factor"] == 1
     assert diagnostics["observations"] == {"documented": 0, "inverted": 0}
-    assert engine.as_dict()["ders"] == {}
+    assert "inv" not in engine.as_dict()["ders"]
     engine.set_overrides({"inverter": "inverted"})
     assert engine.factor("inv", "inverter") == -1
     assert engine.diagnostics()["inv"]["source"] == "user"
@@ -803,6 +809,7 @@ def test_odd_stored_values_are_clamped() -> None:
 
 def test_an_old_bare_format_is_taken() -> None:
     engine = SignEngine(stored={"bat": "inverted", "grid": "documented", "x": "?"})
+    assert engine.diagnostics()["bat"]["status"] == "decided"  # no side effect on the state
     assert engine.factor("bat", "battery") == -1
     assert engine.factor("grid", "meter") == 1
     assert engine.diagnostics()["bat"]["type"] == "battery"

@@ -324,6 +324,12 @@ class _DerState:
         """Recompute the factor that applies."""
         self.factor = (self.override or self.decision or Convention.DOCUMENTED).factor
 
+    def status(self) -> Status:
+        """Return what the evidence says so far."""
+        if self.decision is not None:
+            return Status.DECIDED
+        return Status.ASSUMED if self.counters else Status.NO_EVIDENCE
+
     def forget_readings(self) -> None:
         """Drop what the last readings showed (not the decision or the counts)."""
         self.last_ts = None
@@ -406,6 +412,13 @@ class SignEngine:
         if state is not None and state.wire_type == der_type:
             return state.factor
         return self._state(der, der_type).factor
+
+    def status(self, der: str, der_type: str) -> Status:
+        """Return what the evidence says so far (e.g. to hold back a power that is only assumed)."""
+        state = self._ders.get(der)
+        if state is None or state.wire_type != der_type:
+            state = self._state(der, der_type)
+        return state.status()
 
     def observe(
         self,
@@ -674,12 +687,7 @@ class SignEngine:
                 source = Source.EVIDENCE
             else:
                 source = Source.DOCUMENTED
-            if state.decision is not None:
-                status = Status.DECIDED
-            elif state.counters:
-                status = Status.ASSUMED
-            else:
-                status = Status.NO_EVIDENCE
+            status = state.status()
             agreeing = state.documented if applied is Convention.DOCUMENTED else state.inverted
             result[der] = {
                 "type": state.kind,
