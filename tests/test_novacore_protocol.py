@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 import pytest
 
-from custom_components.energy_telemetry import novacore, totals
+from custom_components.energy_telemetry import novacore, sign_evidence, totals
 from custom_components.energy_telemetry.novacore import (
     BACKOFF_MAX,
     MAX_LOGGED_CHARS,
@@ -955,6 +955,9 @@ parsed = sys.modules["standalone_novacore"].parse_event(
     '{"type": "pv", "W": -5}', sys.modules["standalone_novacore"].ParseStats()
 )
 assert parsed[0].values == {"W": -5.0}
+signs = sys.modules["standalone_sign_evidence"].SignEngine()
+assert signs.observe("b", "battery", 1.0, 5.0, {"total_charge_Wh": 1.0}) is None
+assert signs.factor("b", "battery") == 1
 print("standalone ok")
 """
 
@@ -963,6 +966,7 @@ def test_protocol_modules_do_not_import_homeassistant() -> None:
     files = {
         "standalone_novacore": Path(novacore.__file__),
         "standalone_totals": Path(totals.__file__),
+        "standalone_sign_evidence": Path(sign_evidence.__file__),
     }
     args = [str(item) for name, path in files.items() for item in (name, path)]
     result = subprocess.run(
