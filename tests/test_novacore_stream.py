@@ -839,8 +839,8 @@ async def test_stream_down_from_the_start(
     """A stream that cannot be opened after setup is reported once, and its recovery too."""
     caplog.set_level(logging.INFO, logger="custom_components.energy_telemetry")
     monkeypatch.setattr(coordinator_module, "STREAM_GRACE_PERIOD", timedelta(seconds=0.2))
-    monkeypatch.setattr(novacore_module, "BACKOFF_INITIAL", 0.02)
-    monkeypatch.setattr(novacore_module, "BACKOFF_MAX", 0.1)
+    monkeypatch.setattr(novacore_module.stream, "BACKOFF_INITIAL", 0.02)
+    monkeypatch.setattr(novacore_module.stream, "BACKOFF_MAX", 0.1)
     server = novacore.server
     server.fail_stream(502, count=1_000_000)
     entry = _entry(novacore, private_key=novacore.private_key_pem)
