@@ -186,7 +186,8 @@ async def run(setup: SystemSetup) -> ScenarioResult:
         checked = 0
         for der_id, reading in last_reading.items():
             group = coordinator.data[der_id]
-            for field, point in group.fields.items():
+            for field, binding in group.fields.items():
+                point = None if binding is None else binding[0]
                 if point is None or point.guard is None or point.entity is None:
                     continue
                 sse_totals.append(point.entity.entity_id)

@@ -19,7 +19,7 @@ from .const import (
 from .coordinator import EnergyTelemetryConfigEntry, PushCoordinator
 from .novacore import InvalidKeyError, NovacoreClient, load_signer
 
-PLATFORMS: list[Platform] = [Platform.SENSOR]
+PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.SENSOR]
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: EnergyTelemetryConfigEntry) -> bool:
