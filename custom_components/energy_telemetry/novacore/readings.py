@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 import json
 import logging
 import math
@@ -59,6 +59,8 @@ _MPPT_KEYS = frozenset({"mppts", "mppt"})
 _MPPT_UNITS = ("V", "A", "W")
 _LIMIT_KEYS = frozenset({"upper_limit_W", "lower_limit_W"})
 _MAX_ABS_VALUE = 1e15
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 MAX_MPPTS = 99
 """MPPT inputs beyond this many in one `mppts` array are ignored."""
 MAX_LIMIT_ELEMENTS = 8
@@ -171,7 +173,8 @@ def _timestamp(value: Any) -> float | None:
             return None
         if parsed.tzinfo is None:
             return None
-        return parsed.timestamp() * 1000.0
+        # Whole microseconds, then ms: exact for the milliseconds a wire carries.
+        return (parsed - _EPOCH) // _MICROSECOND / 1000.0
     return None
 
 
