@@ -106,6 +106,14 @@ def registry_state(hass: HomeAssistant, der: str, key: str, domain: str = "senso
     return state
 
 
+def _device(hass: HomeAssistant, entry: Any, identifier: str) -> dr.DeviceEntry:
+    """Find one of the entry's devices by identifier (the same way on every release)."""
+    for device in dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id):
+        if (DOMAIN, identifier) in device.identifiers:
+            return device
+    raise AssertionError(identifier)
+
+
 def number(hass: HomeAssistant, der: str, key: str) -> float:
     return float(registry_state(hass, der, key).state)
 
@@ -188,8 +196,7 @@ async def test_ev_charger(hass: HomeAssistant, novacore: Novacore) -> None:
     assert (power["device_class"], power["state_class"]) == ("power", "measurement")
 
     devices = dr.async_get(hass)
-    device = devices.async_get_device(identifiers={(DOMAIN, f"{SITE_ID}_{der}")})
-    assert device is not None
+    device = _device(hass, entry, f"{SITE_ID}_{der}")
     assert device.name == "garage-charger"
     assert devices.async_get(device.via_device_id).name == "Wallbox"
 
@@ -441,8 +448,7 @@ async def test_device_sn_matches_hardware_id(hass: HomeAssistant, novacore: Nova
     await send(hass, novacore, entry, {"type": "meter", "device_sn": "SN12345", "state": {"W": 5}})
     assert number(hass, "meter_sn12345", "power") == 5
     devices = dr.async_get(hass)
-    device = devices.async_get_device(identifiers={(DOMAIN, f"{SITE_ID}_meter_sn12345")})
-    assert device is not None
+    device = _device(hass, entry, f"{SITE_ID}_meter_sn12345")
     assert device.name == "Meter SN12345"
     assert devices.async_get(device.via_device_id).name == "Sungrow Inverter"
     assert await hass.config_entries.async_unload(entry.entry_id)
