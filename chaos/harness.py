@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 import contextlib
 from dataclasses import dataclass, field
 import itertools
@@ -171,6 +171,16 @@ class StateLog:
         return moves
 
 
+def _is_number(attributes: Mapping[str, Any]) -> bool:
+    """Return True for a sensor whose state must be a number (it has a unit or a state class).
+
+    Timestamps, enums (an EV charger's status) and text (its protocol) are not numbers.
+    """
+    if attributes.get("device_class") in ("timestamp", "enum"):
+        return False
+    return "unit_of_measurement" in attributes or "state_class" in attributes
+
+
 @contextlib.contextmanager
 def record_states(hass: HomeAssistant, prefix: str = "sensor.") -> Iterator[StateLog]:
     """Record the state changes of entities whose id starts with prefix."""
@@ -185,7 +195,7 @@ def record_states(hass: HomeAssistant, prefix: str = "sensor.") -> Iterator[Stat
         log.changes.setdefault(entity_id, []).append((time.monotonic(), new.state))
         if new.state == "unavailable":
             log.unavailable_spells += 1
-        elif new.state != "unknown" and new.attributes.get("device_class") != "timestamp":
+        elif new.state != "unknown" and _is_number(new.attributes):
             number = as_number(new.state)
             if number is None or not math.isfinite(number):
                 log.non_numeric.append((entity_id, new.state))

@@ -39,6 +39,7 @@ from .ainsite_publisher import DEFAULT_METERS, run_publisher
 from .broker import free_port, password_hash, port_is_free
 from .model import SiteModel, run_site
 from .novacore_server import NovacoreServer
+from .wire import DOCUMENTED, WIRES
 
 _LOGGER = logging.getLogger("simulator.demo")
 
@@ -285,6 +286,7 @@ class DemoOptions:
     startup_timeout: float = 300.0
     backfill: bool = True
     simulators_only: bool = False
+    wire: str = DOCUMENTED
 
 
 @dataclass
@@ -378,7 +380,7 @@ class Demo:
             link.symlink_to(INTEGRATION_DIR, target_is_directory=True)
 
     async def _start_novacore(self) -> None:
-        server = NovacoreServer()
+        server = NovacoreServer(wire=self.options.wire)
         try:
             await server.start("127.0.0.1", self.options.novacore_port)
         except OSError as err:
@@ -389,7 +391,10 @@ class Demo:
         self.model = SiteModel(SITE_ID, SITE_NAME, speed=self.options.speed)
         server.add_site(SITE_ID, SITE_NAME, self.model.devices(), identities=[identity])
         self.tasks.append(asyncio.create_task(run_site(server, self.model), name="novacore-site"))
-        _say(f"Novacore server at {server.url} (site {SITE_ID}: PV, battery, 3-phase meter)")
+        _say(
+            f"Novacore server at {server.url} (site {SITE_ID}: PV, battery, inverter, 3-phase"
+            f" meter, EV charger; {self.options.wire} wire)"
+        )
 
     def _start_mosquitto(self) -> None:
         broker_dir = self.run_dir / "mosquitto"
@@ -993,6 +998,14 @@ def parse_args(
         help="run only the Novacore server and the MQTT broker with the Ainsite publisher, and "
         "print what to enter in your own Home Assistant's config flow",
     )
+    parser.add_argument(
+        "--wire",
+        choices=WIRES,
+        default=DOCUMENTED,
+        help="what the Novacore server sends: 'documented' (Sourceful's API docs, the default) or"
+        " 'legacy' (type 'solar', battery and meter signs inverted, RFC 3339 timestamps, the"
+        " {type, device_sn, spec, state} shape, mppts arrays)",
+    )
     parser.add_argument("--print-requirements", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("-v", "--verbose", action="store_true", help="log the simulators' debug")
     args = parser.parse_args(argv)
@@ -1010,6 +1023,7 @@ def parse_args(
         startup_timeout=args.startup_timeout,
         backfill=args.backfill,
         simulators_only=args.simulators_only,
+        wire=args.wire,
     )
     return args, options
 

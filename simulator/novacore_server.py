@@ -40,6 +40,8 @@ from cryptography.hazmat.primitives.serialization import (
     load_der_public_key,
 )
 
+from .wire import DOCUMENTED, LEGACY, WIRES, device_sn_of, to_legacy
+
 if TYPE_CHECKING:
     from types import TracebackType
 
@@ -331,8 +333,16 @@ class NovacoreServer:
         auto_ids: bool = False,
         drop_streams_on_expiry: bool = False,
         push_timeout: float = 10,
+        wire: str = DOCUMENTED,
     ) -> None:
-        """Create a stopped server; nothing is registered yet."""
+        """Create a stopped server; nothing is registered yet.
+
+        `wire`: `documented` sends readings as pushed; `legacy` turns every pushed reading (a
+        mapping with a `type`) into the legacy wire (see simulator/wire.py).
+        """
+        if wire not in WIRES:
+            raise ValueError(f"unknown wire {wire!r}; one of {', '.join(WIRES)}")
+        self.wire = wire
         self.token_ttl = token_ttl
         self.keepalive_interval = keepalive_interval
         self.challenge_ttl = challenge_ttl
@@ -564,6 +574,8 @@ class NovacoreServer:
     ) -> None:
         """Send one event to every open stream of a site; return once written."""
         site = self._sites[site_id]
+        if self.wire == LEGACY and isinstance(data, Mapping) and "type" in data:
+            data = to_legacy(data, device_sn_of(site.devices, data.get("der_id")))
         if event_id is None and self.auto_ids:
             event_id = site.next_id
             site.next_id += 1

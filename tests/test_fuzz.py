@@ -4,9 +4,12 @@ counted; and a sample of fuzzed payloads through the running integration."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 import json
 import logging
 import math
+import random
+import re
 from typing import Any
 import warnings
 
@@ -15,7 +18,10 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import pytest
 
 from custom_components.energy_telemetry import ainsite, novacore
+from custom_components.energy_telemetry.const import DOMAIN
+from custom_components.energy_telemetry.novacore.readings import TEXT_FIELDS
 from custom_components.energy_telemetry.totals import RESET_FRACTION, TotalGuard
+from simulator.wire import device_sn_of, to_legacy
 
 from .conftest import CUSTOMER_ID, SITE_ID, SUBSCRIPTION_ID, Novacore, wait_for
 
@@ -218,16 +224,55 @@ def test_ainsite_rejections_are_logged(caplog: pytest.LogCaptureFixture) -> None
 # --- Novacore ---------------------------------------------------------------------------------
 
 
+TYPE_WORDS = ["pv", "solar", "battery", "meter", "inverter", "v2x_charger", "ev_port", "charger"]
+TEXT_VALUES = st.one_of(
+    st.sampled_from(
+        [
+            *("charging", "discharging", "sleeping", "error", "unavailable", "idle", "Suspended"),
+            *("scheduled", "dynamic", "ISO15118-20", "finishing", "", " "),
+        ]
+    ),
+    st.text(max_size=20),
+    st.booleans(),
+    json_scalars,
+)
+NUMBERS = st.one_of(
+    st.integers(min_value=-(10**6), max_value=10**6),
+    st.floats(min_value=-1e6, max_value=1e6, allow_nan=False),
+)
+
+
 @st.composite
 def mutated_event(draw: st.DrawFn) -> Any:
-    """A valid reading (maybe enveloped or in a list) with mutated keys and values."""
+    """A valid reading of any wire variant (maybe enveloped or in a list), mutated."""
     base: dict[str, Any] = {
-        "type": draw(st.sampled_from(["pv", "battery", "meter", "solar", "", "PV", "ev"])),
+        "type": draw(st.sampled_from([*TYPE_WORDS, "", "PV", "ev"])),
         "der_id": "der-1",
         "W": -1500,
         "total_generation_Wh": 150000,
-        "timestamp": 1709740800000,
+        "timestamp": draw(st.one_of(st.just(1709740800000), timestamps)),
     }
+    for key in draw(st.lists(st.sampled_from(["status", "protocol", "control_mode"]), max_size=3)):
+        base[key] = draw(TEXT_VALUES)
+    if draw(st.booleans()):
+        base["plug_connected"] = draw(st.one_of(st.booleans(), NUMBERS, TEXT_VALUES))
+    if draw(st.booleans()):
+        base["mppts"] = draw(
+            st.one_of(
+                st.lists(
+                    st.dictionaries(
+                        st.sampled_from(["V", "A", "W", "x"]),
+                        st.one_of(NUMBERS, json_scalars),
+                        max_size=4,
+                    ),
+                    max_size=4,
+                ),
+                json_values,
+            )
+        )
+    for key in ("upper_limit_W", "lower_limit_W"):
+        if draw(st.booleans()):
+            base[key] = draw(st.one_of(st.lists(NUMBERS, max_size=4), NUMBERS, json_values))
     for key in list(base):
         action = draw(st.sampled_from(["keep", "keep", "drop", "replace"]))
         if action == "drop":
@@ -235,11 +280,21 @@ def mutated_event(draw: st.DrawFn) -> Any:
         elif action == "replace":
             base[key] = draw(json_values)
     base.update(draw(st.dictionaries(st.text(max_size=10), json_values, max_size=3)))
-    shape = draw(st.sampled_from(["flat", "envelope", "list"]))
+    shape = draw(st.sampled_from(["flat", "envelope", "list", "nested"]))
     if shape == "envelope":
         return {"data": base}
     if shape == "list":
         return [base, draw(json_values)]
+    if shape == "nested":
+        # The data-models' complete shape: type and serial outside, the rest split in two.
+        state = {key: value for key, value in base.items() if key != "type"}
+        spec = {
+            key: state.pop(key) for key in list(state) if key.endswith("_W") and draw(st.booleans())
+        }
+        nested: dict[str, Any] = {"type": base.get("type"), "device_sn": "SN1"}
+        nested["spec"] = draw(st.one_of(st.just(spec), json_values))
+        nested["state"] = draw(st.one_of(st.just(state), st.just(state), json_values))
+        return nested
     return base
 
 
@@ -251,9 +306,10 @@ novacore_inputs = st.one_of(
 )
 
 
-def _items(data: Any) -> list[dict[str, Any]]:
+def _sources(data: Any) -> list[list[dict[str, Any]]]:
+    """For each item: the objects its values may come from (outer, envelope, spec, state)."""
     items = data if isinstance(data, list) else [data]
-    flat = []
+    found = []
     for item in items:
         if not isinstance(item, dict):
             continue
@@ -262,14 +318,46 @@ def _items(data: Any) -> list[dict[str, Any]]:
             if isinstance(item.get(key), dict):
                 merged = {**item, **item[key]}
                 break
-        flat.append(merged)
-    return flat
+        objects = [merged]
+        objects.extend(
+            merged[key] for key in ("spec", "state") if isinstance(merged.get(key), dict)
+        )
+        found.append(objects)
+    return found
+
+
+def _number(value: Any) -> float | None:
+    if type(value) in (int, float) and -1e15 < value < 1e15 and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _candidates(objects: list[dict[str, Any]], name: str) -> list[Any]:
+    """Every number of the item that a value called `name` may have been read from."""
+    found: list[Any] = [obj.get(name) for obj in objects]
+    if (match := re.fullmatch(r"mppt(\d+)_(V|A|W)", name)) is not None:
+        index, unit = int(match.group(1)) - 1, match.group(2)
+        for obj in objects:
+            for key in ("mppts", "mppt"):
+                array = obj.get(key)
+                if (
+                    isinstance(array, list)
+                    and index < len(array)
+                    and isinstance(array[index], dict)
+                ):
+                    found.append(array[index].get(unit))
+    for obj in objects:
+        array = obj.get(name)
+        if name in ("upper_limit_W", "lower_limit_W") and isinstance(array, list):
+            found.extend(array)
+    return found
 
 
 @FUZZ
 @given(novacore_inputs)
 def test_novacore_parse_event(data: str) -> None:
-    """Never raises; every value is finite and one of the event's own numbers."""
+    """Never raises; every value is finite and one of the event's own numbers (in any of its
+    objects, an MPPT array or a limit array); texts only the documented ones, as sent."""
     TRIED["novacore.parse_event"] += 1
     stats = novacore.ParseStats()
     readings = novacore.parse_event(data, stats)
@@ -277,17 +365,172 @@ def test_novacore_parse_event(data: str) -> None:
     if not readings:
         assert sum(stats.rejected.values()) >= 1 or json.loads(data) == []
         return
-    sources = _items(json.loads(data))
+    sources = _sources(json.loads(data))
     for reading in readings:
-        assert reading.values
+        assert reading.values or reading.texts
         for name, value in reading.values.items():
             assert math.isfinite(value)
             assert any(
-                type(item.get(name)) in (int, float) and float(item[name]) == value
-                for item in sources
+                _number(item) == value for objects in sources for item in _candidates(objects, name)
             ), name
+        allowed = TEXT_FIELDS.get(reading.der_type, {})
+        for name, text in (reading.texts or {}).items():
+            assert name in allowed, name
+            assert type(text) is allowed[name]
+            if isinstance(text, str):
+                assert 0 < len(text) <= 255
+                assert any(obj.get(name) == text for objects in sources for obj in objects)
         if reading.timestamp is not None:
             assert math.isfinite(reading.timestamp)
+        assert reading.der_type == reading.der_type.strip().lower()
+
+
+# --- the two wires --------------------------------------------------------------------------
+
+_WIRE_FIELDS: dict[str, list[str]] = {
+    "pv": ["W", "mppt1_V", "mppt1_A", "mppt1_W", "mppt2_A", "lower_limit_W",
+           "total_generation_Wh", "rated_power_W", "installed_power_W", "read_time_ms"],
+    "battery": ["W", "A", "V", "SoC_nom_fract", "upper_limit_W", "lower_limit_W",
+                "total_charge_Wh", "total_discharge_Wh", "capacity_kWh", "min_soc_fract"],
+    "meter": ["W", "Hz", "L1_V", "L1_A", "L1_W", "L3_W", "total_import_Wh", "total_export_Wh"],
+    "inverter": ["W", "VA", "VAR", "dc_W", "dc_A", "L2_W", "heatsink_C", "rated_power_VA",
+                 "phases"],
+    "v2x_charger": ["W", "A", "dc_W", "vehicle_soc_fract", "session_charge_Wh",
+                    "total_discharge_Wh", "max_charge_power_W", "capacity_Wh", "L1_A"],
+}  # fmt: skip
+
+
+_DER_IDS = {
+    "pv": "der-pv",
+    "battery": "der-bat",
+    "meter": "der-meter",
+    "inverter": "der-inv",
+    "v2x_charger": "der-evc",
+}
+_EXPECTED: dict[str, dict[str, tuple[str, Callable[[float], float]]]] = {
+    # The public contract, written out: wire field -> (entity key, Home Assistant's value).
+    "pv": {
+        "W": ("power", lambda v: 0.0 - v),
+        "mppt1_V": ("mppt1_voltage", float),
+        "mppt1_A": ("mppt1_current", lambda v: 0.0 - v),
+        "mppt1_W": ("mppt1_power", lambda v: 0.0 - v),
+        "mppt2_A": ("mppt2_current", lambda v: 0.0 - v),
+        "lower_limit_W": ("curtailment_limit", lambda v: 0.0 - v),
+        "rated_power_W": ("rated_power", float),
+        "installed_power_W": ("installed_power", float),
+    },
+    "battery": {
+        "W": ("power", lambda v: 0.0 - v),
+        "A": ("current", lambda v: 0.0 - v),
+        "V": ("voltage", float),
+        "SoC_nom_fract": ("state_of_charge", lambda v: v * 100.0),
+        "upper_limit_W": ("charge_limit", float),
+        "lower_limit_W": ("discharge_limit", lambda v: 0.0 - v),
+        "capacity_kWh": ("capacity", float),
+        "min_soc_fract": ("min_state_of_charge", lambda v: v * 100.0),
+    },
+    "meter": {
+        "W": ("power", float),
+        "Hz": ("frequency", float),
+        "L1_V": ("l1_voltage", float),
+        "L1_A": ("l1_current", float),
+        "L1_W": ("l1_power", float),
+        "L3_W": ("l3_power", float),
+    },
+    "inverter": {
+        "W": ("power", lambda v: 0.0 - v),
+        "VA": ("apparent_power", float),
+        "VAR": ("reactive_power", float),
+        "dc_W": ("dc_power", lambda v: 0.0 - v),
+        "dc_A": ("dc_current", lambda v: 0.0 - v),
+        "L2_W": ("l2_power", lambda v: 0.0 - v),
+        "heatsink_C": ("heatsink_temperature", float),
+        "rated_power_VA": ("rated_apparent_power", float),
+        "phases": ("phases", float),
+    },
+    "v2x_charger": {
+        "W": ("power", float),
+        "A": ("current", float),
+        "dc_W": ("dc_power", float),
+        "vehicle_soc_fract": ("vehicle_state_of_charge", lambda v: v * 100.0),
+        "max_charge_power_W": ("max_charge_power", float),
+        "capacity_Wh": ("vehicle_capacity", lambda v: v / 1000.0),
+        "L1_A": ("l1_current", float),
+    },
+}
+_STATUS = {"charging": "charging", "unavailable": "not_ready", "sleeping": "sleeping"}
+
+
+@st.composite
+def documented_readings(draw: st.DrawFn) -> dict[str, Any]:
+    """A documented reading of any DER type with random values (any subset of its fields)."""
+    kind = draw(st.sampled_from(sorted(_WIRE_FIELDS)))
+    reading: dict[str, Any] = {
+        "type": kind,
+        "der_id": _DER_IDS[kind],
+        "timestamp": draw(st.integers(min_value=1_000_000_000_000, max_value=4_000_000_000_000)),
+    }
+    for name in draw(st.lists(st.sampled_from(_WIRE_FIELDS[kind]), min_size=1, unique=True)):
+        reading[name] = draw(NUMBERS)
+    if kind == "v2x_charger":
+        reading["status"] = draw(st.sampled_from(["charging", "unavailable", "sleeping"]))
+        reading["plug_connected"] = draw(st.booleans())
+        reading["upper_limit_W"] = [1380, 0, draw(st.integers(1380, 22000))]
+    return reading
+
+
+def _generated_readings(count: int, rng: random.Random) -> list[dict[str, Any]]:
+    """Documented readings cycling through the DER types, random subsets of fields and values
+    (seeded: the same every run, and every field of the contract shows up)."""
+    kinds = sorted(_WIRE_FIELDS)
+    samples = []
+    for index in range(count):
+        kind = kinds[index % len(kinds)]
+        fields = _WIRE_FIELDS[kind]
+        reading: dict[str, Any] = {"type": kind, "der_id": _DER_IDS[kind]}
+        for name in rng.sample(fields, rng.randint(1, len(fields))):
+            reading[name] = rng.choice(
+                [rng.randint(-(10**6), 10**6), rng.uniform(-1e6, 1e6), rng.uniform(-1, 1), 0]
+            )
+        if kind == "v2x_charger":
+            reading["status"] = rng.choice(["charging", "unavailable", "sleeping"])
+            reading["plug_connected"] = rng.random() < 0.5
+            reading["upper_limit_W"] = [1380, 0, rng.randint(1380, 22000)]
+        samples.append(reading)
+    return samples
+
+
+@FUZZ
+@given(documented_readings())
+def test_both_wires_parse_alike(documented: dict[str, Any]) -> None:
+    """Any documented reading and its legacy form parse to the same DER, time and texts, and to
+    the same numbers but for the battery's and meter's inverted signs (limits swapped)."""
+    TRIED["novacore.wires"] += 1
+    devices = [{"id": "dev", "hardware_id": "SN1", "ders": [{"id": documented["der_id"]}]}]
+    legacy = to_legacy(documented, device_sn_of(devices, documented["der_id"]))
+    stats = novacore.ParseStats()
+    (one,) = novacore.parse_event(json.dumps(documented), stats)
+    (other,) = novacore.parse_event(json.dumps(legacy), stats)
+    assert (other.der_type, other.timestamp, other.texts) == (
+        one.der_type,
+        one.timestamp,
+        one.texts,
+    )
+    assert (other.der_id, other.device_sn) == (None, "SN1")
+    expected = dict(one.values)
+    if one.der_type in ("battery", "meter"):
+        for key, value in one.values.items():
+            if re.fullmatch(r"W|A|L\d_[AW]", key):
+                expected[key] = 0.0 - value
+    if one.der_type == "battery":
+        for key, other_key in (
+            ("upper_limit_W", "lower_limit_W"),
+            ("lower_limit_W", "upper_limit_W"),
+        ):
+            expected.pop(key, None)
+            if other_key in one.values:
+                expected[key] = 0.0 - one.values[other_key]
+    assert other.values == expected
 
 
 def test_novacore_rejections_are_logged(caplog: pytest.LogCaptureFixture) -> None:
@@ -420,7 +663,8 @@ async def test_fuzzed_payloads_through_the_integration(
         mqtt_samples = [ainsite_inputs.example() for _ in range(150)]
         sse_samples = [novacore_inputs.example() for _ in range(150)]
     mqtt_samples.append(_encode(valid_v1(5.0, "2024-11-21T12:00:00Z")))
-    sse_samples.append(json.dumps({"type": "meter", "der_id": "der-meter", "W": 7, "timestamp": 1}))
+    # Without a timestamp: a fuzzed meter reading with a later one cannot make it look stale.
+    sse_samples.append(json.dumps({"type": "meter", "der_id": "der-meter", "W": 7}))
     TRIED["integration (mqtt + sse)"] += len(mqtt_samples) + len(sse_samples)
 
     mqtt_entry = await setup_ainsite(hass, mosquitto)
@@ -440,12 +684,84 @@ async def test_fuzzed_payloads_through_the_integration(
     await wait_for(lambda: hass.states.get("sensor.grid_meter_power") is not None, 30)
     await hass.async_block_till_done()
     for state in hass.states.async_all("sensor"):
+        attributes = state.attributes
         if (
             state.state in ("unknown", "unavailable")
-            or state.attributes.get("device_class") == "timestamp"
+            or attributes.get("device_class") == "timestamp"
         ):
             continue
-        assert math.isfinite(float(state.state)), (state.entity_id, state.state)
+        if attributes.get("device_class") == "enum":
+            assert state.state in attributes["options"], (state.entity_id, state.state)
+        elif "unit_of_measurement" in attributes or "state_class" in attributes:
+            assert math.isfinite(float(state.state)), (state.entity_id, state.state)
+        else:  # text (an EV charger's protocol)
+            assert 0 < len(state.state) <= 255
+    for state in hass.states.async_all("binary_sensor"):
+        assert state.state in ("on", "off", "unknown", "unavailable"), state
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert await hass.config_entries.async_unload(mqtt_entry.entry_id)
     assert await hass.config_entries.async_unload(nova_entry.entry_id)
+
+
+async def test_generated_readings_give_the_right_states(
+    hass: HomeAssistant, novacore: Novacore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Generated readings of every DER type, flat or in the data-models' shape, through a
+    running entry: every entity shows what the last applied reading of its DER says."""
+    from homeassistant.helpers import entity_registry as er
+
+    from .test_novacore_ders import DEVICES
+    from .test_novacore_stream import send, setup_fast
+
+    novacore.server.set_devices(SITE_ID, DEVICES)
+    entry = await setup_fast(hass, novacore)
+    samples = _generated_readings(150, random.Random(7))
+    TRIED["integration (generated DER readings)"] += len(samples)
+    expected: dict[tuple[str, str, str], Any] = {}
+    last: dict[str, int] = {}
+    for index, reading in enumerate(samples):
+        kind, der = reading["type"], reading["der_id"]
+        # Mostly newer and newer; every fifth one older than the DER's last: it must change nothing.
+        reading["timestamp"] = 1_709_740_800_000 + (index if index % 5 else index - 50) * 1000
+        # Types whose documented wire is also the legacy one's signs may go nested.
+        if kind in ("pv", "inverter", "v2x_charger") and index % 2:
+            data = to_legacy(reading, device_sn_of(DEVICES, der))
+        else:
+            data = reading
+        await send(hass, novacore, entry, data)
+        if reading["timestamp"] <= last.get(der, 0):
+            continue  # older than the last applied one: dropped, nothing changes
+        last[der] = reading["timestamp"]
+        for field, raw in reading.items():
+            if field in _EXPECTED[kind]:
+                key, convert = _EXPECTED[kind][field]
+                expected[(der, "sensor", key)] = str(convert(raw))
+        if kind == "v2x_charger":
+            expected[(der, "sensor", "charge_limit")] = str(float(reading["upper_limit_W"][2]))
+            expected[(der, "sensor", "status")] = _STATUS[reading["status"]]
+            plug = "on" if reading["plug_connected"] else "off"
+            expected[(der, "binary_sensor", "plug_connected")] = plug
+    registry = er.async_get(hass)
+    assert len(expected) > 35  # most of the 41 entities the fields above feed
+    for (der, domain, key), state in expected.items():
+        entity_id = registry.async_get_entity_id(domain, DOMAIN, f"{SITE_ID}_{der}_{key}")
+        assert entity_id is not None, (der, key)
+        shown = hass.states.get(entity_id)
+        assert shown is not None
+        if domain == "sensor" and state not in _STATUS.values():
+            # Home Assistant writes a float with up to 15 significant digits.
+            assert math.isclose(float(shown.state), float(state), rel_tol=1e-14, abs_tol=1e-300), (
+                der,
+                key,
+                shown.state,
+                state,
+            )
+        else:
+            assert shown.state == state, (der, key)
+    assert not [
+        r
+        for r in caplog.records
+        if r.levelno >= logging.ERROR
+        or (r.name.startswith("custom_components.") and r.levelno >= logging.WARNING)
+    ]
+    assert await hass.config_entries.async_unload(entry.entry_id)

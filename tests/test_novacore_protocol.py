@@ -940,11 +940,23 @@ except ImportError:
 else:
     raise SystemExit("the import blocker does not work")
 
+import os
+
 for name, path in zip(sys.argv[1::2], sys.argv[2::2]):
-    spec = importlib.util.spec_from_file_location(name, path)
+    if os.path.isdir(path):  # a package: load it, then every module in it
+        spec = importlib.util.spec_from_file_location(
+            name, os.path.join(path, "__init__.py"), submodule_search_locations=[path]
+        )
+    else:
+        spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
+    if os.path.isdir(path):
+        for file in sorted(os.listdir(path)):
+            if file.endswith(".py") and file != "__init__.py":
+                importlib.import_module(f"{name}.{file[:-3]}")
+                print("module", f"{name}.{file[:-3]}")
 
 leaked = sorted(m for m in sys.modules if m.split(".")[0] == "homeassistant")
 assert not leaked, leaked
@@ -964,7 +976,7 @@ print("standalone ok")
 
 def test_protocol_modules_do_not_import_homeassistant() -> None:
     files = {
-        "standalone_novacore": Path(novacore.__file__),
+        "standalone_novacore": Path(novacore.__file__).parent,
         "standalone_totals": Path(totals.__file__),
         "standalone_sign_evidence": Path(sign_evidence.__file__),
     }
@@ -977,7 +989,15 @@ def test_protocol_modules_do_not_import_homeassistant() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "standalone ok"
+    lines = result.stdout.strip().splitlines()
+    assert lines[-1] == "standalone ok"
+    # Every module of the package was loaded with Home Assistant blocked.
+    package = Path(novacore.__file__).parent
+    assert sorted(lines[:-1]) == sorted(
+        f"module standalone_novacore.{path.stem}"
+        for path in package.glob("*.py")
+        if path.name != "__init__.py"
+    )
 
 
 # --- TotalGuard -----------------------------------------------------------------------------

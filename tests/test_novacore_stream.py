@@ -37,7 +37,7 @@ from custom_components.energy_telemetry.coordinator_novacore import (
     MAX_FIELDS_PER_DER,
     NovacoreCoordinator,
 )
-from custom_components.energy_telemetry.descriptions import novacore_description
+from custom_components.energy_telemetry.descriptions_novacore import novacore_description
 from custom_components.energy_telemetry.novacore import NovacoreClient
 
 from .conftest import SITE_ID, Novacore, wait_for
@@ -357,7 +357,7 @@ async def test_unknown_der_type(hass: HomeAssistant, novacore: Novacore) -> None
     """An unknown DER type gets disabled-by-default sensors whose units come from suffixes."""
     entry = await setup_fast(hass, novacore)
     reading = {
-        "type": "ev_charger",
+        "type": "heat_pump",
         "W": 7400,
         "session_Wh": 1200,
         "total_charged_Wh": 5000,
@@ -380,7 +380,7 @@ async def test_unknown_der_type(hass: HomeAssistant, novacore: Novacore) -> None
     }
     entity_ids = {}
     for key, (unit, device_class, state_class) in expected.items():
-        entity_id = registry.async_get_entity_id("sensor", DOMAIN, f"{SITE_ID}_ev_charger_{key}")
+        entity_id = registry.async_get_entity_id("sensor", DOMAIN, f"{SITE_ID}_heat_pump_{key}")
         assert entity_id is not None, key
         entity_ids[key] = entity_id
         registry_entry = registry.async_get(entity_id)
@@ -390,12 +390,12 @@ async def test_unknown_der_type(hass: HomeAssistant, novacore: Novacore) -> None
         assert registry_entry.capabilities == {"state_class": state_class}, key
         assert hass.states.get(entity_id) is None  # disabled: no state
     devices = _devices_by_identifier(hass, entry)
-    assert devices[(DOMAIN, f"{SITE_ID}_ev_charger")].name == "Ev Charger"
+    assert devices[(DOMAIN, f"{SITE_ID}_heat_pump")].name == "Heat Pump"
     # Two spellings of one field feed one sensor rather than two with one unique id.
-    group = entry.runtime_data.data["ev_charger"]
-    await send(hass, novacore, entry, {"type": "ev_charger", "Mode_Code": 4, "timestamp": TS + 1})
-    assert group.fields["Mode_Code"] is group.fields["mode_code"]
-    assert group.fields["mode_code"].value == 4
+    group = entry.runtime_data.data["heat_pump"]
+    await send(hass, novacore, entry, {"type": "heat_pump", "Mode_Code": 4, "timestamp": TS + 1})
+    assert group.fields["Mode_Code"][0] is group.fields["mode_code"][0]
+    assert group.fields["mode_code"][0].value == 4
 
     # Enabled, the sensors show their values.
     for key in ("soc_fract", "total_charged_wh"):
@@ -839,8 +839,8 @@ async def test_stream_down_from_the_start(
     """A stream that cannot be opened after setup is reported once, and its recovery too."""
     caplog.set_level(logging.INFO, logger="custom_components.energy_telemetry")
     monkeypatch.setattr(coordinator_module, "STREAM_GRACE_PERIOD", timedelta(seconds=0.2))
-    monkeypatch.setattr(novacore_module, "BACKOFF_INITIAL", 0.02)
-    monkeypatch.setattr(novacore_module, "BACKOFF_MAX", 0.1)
+    monkeypatch.setattr(novacore_module.stream, "BACKOFF_INITIAL", 0.02)
+    monkeypatch.setattr(novacore_module.stream, "BACKOFF_MAX", 0.1)
     server = novacore.server
     server.fail_stream(502, count=1_000_000)
     entry = _entry(novacore, private_key=novacore.private_key_pem)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 import contextlib
 from datetime import UTC, datetime, timedelta, timezone
 import json
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 import pytest
 
+from custom_components.energy_telemetry.novacore import ParseStats, parse_event
 from simulator.model import SiteModel, run_site
 from simulator.novacore_server import (
     MID_EVENT_FRAGMENT,
@@ -23,6 +26,7 @@ from simulator.novacore_server import (
     encode_public_key,
     sign_challenge,
 )
+from simulator.wire import device_sn_of, to_legacy
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -533,30 +537,39 @@ def test_model_physics_over_a_day() -> None:
     der_ids = {der["id"] for device in model.devices() for der in device["ders"]}
     totals = ("total_generation_Wh", "total_charge_Wh", "total_discharge_Wh",
               "total_import_Wh", "total_export_Wh")  # fmt: skip
-    previous: dict[str, float] = {}
+    previous: dict[tuple[str, str], float] = {}
     noon_pv = 0.0
     for _ in range(24 * 60):  # one simulated minute per step
-        pv, battery, meter = model.step(60 / 720)
-        assert (pv["type"], battery["type"], meter["type"]) == (
+        pv, battery, meter, inverter, charger = model.step(60 / 720)
+        assert [r["type"] for r in (pv, battery, meter, inverter, charger)] == [
             "pv",
             "battery",
             "meter",
-        )
-        assert {pv["der_id"], battery["der_id"], meter["der_id"]} == der_ids
-        expected = model.load_power + pv["W"] + battery["W"]
-        assert meter["W"] == pytest.approx(expected, abs=0.2)
+            "inverter",
+            "v2x_charger",
+        ]
+        assert {r["der_id"] for r in (pv, battery, meter, inverter, charger)} == der_ids
+        expected = model.load_power + pv["W"] + battery["W"] + charger["W"]
+        assert meter["W"] == pytest.approx(expected, abs=0.3)
         assert meter["L1_W"] + meter["L2_W"] + meter["L3_W"] == pytest.approx(meter["W"], abs=1e-6)
+        # The inverter's AC output (negative on the wire, like PV) is PV minus battery charging.
+        assert -inverter["W"] == pytest.approx(-pv["W"] - battery["W"], abs=0.2)
+        assert sum(inverter[f"L{n}_W"] for n in (1, 2, 3)) == pytest.approx(inverter["W"], abs=0.2)
+        assert inverter["dc_W"] * inverter["W"] >= 0
         assert 0.0 <= battery["SoC_nom_fract"] <= 1.0
+        assert battery["upper_limit_W"] >= 0 >= battery["lower_limit_W"]
         assert pv["W"] <= 0.0
         assert pv["mppt1_A"] <= 0.0
         assert pv["mppt2_A"] <= 0.0
         assert battery["A"] * battery["W"] >= 0
-        for reading in (pv, battery, meter):
+        assert charger["A"] * charger["W"] >= 0
+        for reading in (pv, battery, meter, inverter, charger):
             assert abs(reading["timestamp"] / 1000 - time.time()) < 5
             for name in totals:
                 if name in reading:
-                    assert reading[name] >= previous.get(name, 0.0)
-                    previous[name] = reading[name]
+                    key = (reading["type"], name)
+                    assert reading[name] >= previous.get(key, 0.0)
+                    previous[key] = reading[name]
         hour = model.sim_time.hour
         if hour < 4 or hour >= 21:
             assert pv["W"] == 0.0
@@ -564,9 +577,55 @@ def test_model_physics_over_a_day() -> None:
             noon_pv = min(noon_pv, pv["W"])
     assert noon_pv < -2000
     assert model.sim_time == datetime(2025, 6, 22, tzinfo=UTC)
-    for name in totals:
-        assert previous[name] > 0
+    assert len(previous) == 7  # 5 on PV, battery and meter, 2 on the charger
+    assert all(value > 0 for value in previous.values())
     assert model.total_charge_Wh > 85000  # charged from the day's surplus
+
+
+def test_model_ev_charger_sessions() -> None:
+    """The car comes home in the evening, charges (and some evenings feeds the grid in the peak),
+    leaves in the morning; status, plug and counters agree with the power."""
+    model = _day_model(seed=11)
+    statuses: Counter[str] = Counter()
+    plug_hours: list[float] = []
+    unplug_hours: list[float] = []
+    was_plugged: bool | None = None
+    session = 0.0
+    for _ in range(10 * 24 * 60):  # ten days, one simulated minute per step
+        charger = model.step(60 / 720)[4]
+        hour = model.sim_time.hour + model.sim_time.minute / 60
+        power, status, plugged = charger["W"], charger["status"], charger["plug_connected"]
+        statuses[status] += 1
+        assert status == (
+            "unavailable"
+            if not plugged
+            else "charging"
+            if power > 0
+            else "discharging"
+            if power < 0
+            else "sleeping"
+        )
+        if power < 0:
+            assert 18 <= hour <= 21.1  # the evening peak
+        if plugged:
+            assert 0 < charger["vehicle_soc_fract"] <= 1
+            assert charger["ev_max_energy_req_Wh"] >= charger["ev_target_energy_req_Wh"] >= 0
+        else:
+            assert power == 0
+            assert "vehicle_soc_fract" not in charger
+        if was_plugged is not None and plugged != was_plugged:
+            (plug_hours if plugged else unplug_hours).append(hour)
+            if plugged:
+                assert charger["session_charge_Wh"] <= 200  # a new session starts near 0
+        if plugged and was_plugged:
+            assert charger["session_charge_Wh"] >= session
+        session = charger["session_charge_Wh"]
+        was_plugged = plugged
+        assert charger["upper_limit_W"] == [1380.0, 0, 11000.0]
+    assert all(17 <= hour <= 19.1 for hour in plug_hours), plug_hours
+    assert all(6.5 <= hour <= 8.6 for hour in unplug_hours), unplug_hours
+    assert len(plug_hours) >= 9
+    assert set(statuses) == {"unavailable", "charging", "discharging", "sleeping"}
 
 
 def test_model_day_follows_the_start_time_zone() -> None:
@@ -600,26 +659,42 @@ def test_model_devices_shape() -> None:
         assert set(device) == {"id", "name", "type", "state", "hardware_id", "ders"}
     assert sorted(der["type"] for d in devices for der in d["ders"]) == [
         "battery",
+        "inverter",
         "meter",
         "solar",
+        "v2x_charger",
     ]
     assert model.der_ids["pv"] == "der-xyz-pv"
-    pv, battery, meter = model.step(0)
+    assert model.der_ids["v2x_charger"] == "der-xyz-evc"
+    pv, battery, meter, inverter, charger = model.step(0)
     assert pv["rated_power_W"] == 10000
     # Every field of the documented payloads, plus der_id and the extra fields.
     assert set(pv) == {
-        "type", "make", "der_id", "W", "rated_power_W", "mppt1_V", "mppt1_A",
-        "mppt2_V", "mppt2_A", "total_generation_Wh", "timestamp", "read_time_ms",
+        "type", "make", "der_id", "W", "rated_power_W", "installed_power_W", "mppt1_V",
+        "mppt1_A", "mppt1_W", "mppt2_V", "mppt2_A", "mppt2_W", "lower_limit_W",
+        "total_generation_Wh", "timestamp", "read_time_ms",
     }  # fmt: skip
     assert set(battery) == {
         "type", "make", "der_id", "W", "SoC_nom_fract", "V", "A", "SoH_fract",
-        "temperature_C", "total_charge_Wh", "total_discharge_Wh", "timestamp",
+        "temperature_C", "upper_limit_W", "lower_limit_W", "available_charge_Wh",
+        "available_discharge_Wh", "total_charge_Wh", "total_discharge_Wh", "rated_power_W",
+        "capacity_kWh", "min_soc_fract", "max_soc_fract", "timestamp",
     }  # fmt: skip
     phases = {f"L{n}_{unit}" for n in (1, 2, 3) for unit in ("V", "A", "W")}
     assert set(meter) == {
         "type", "make", "der_id", "W", "Hz", "total_import_Wh", "total_export_Wh",
         "timestamp", *phases,
     }  # fmt: skip
+    assert set(inverter) == {
+        "type", "make", "der_id", "W", "VA", "VAR", "Hz", "dc_W", "dc_V", "dc_A", "heatsink_C",
+        "rated_power_W", "rated_power_VA", "phases", "timestamp", *phases,
+    }  # fmt: skip
+    assert {
+        "W", "A", "V", "Hz", "dc_W", "status", "plug_connected", "protocol", "control_mode",
+        "session_charge_Wh", "session_discharge_Wh", "total_charge_Wh", "total_discharge_Wh",
+        "upper_limit_W", "lower_limit_W", "max_charge_power_W", "max_discharge_power_W",
+        "capacity_Wh", "phases", *phases,
+    } <= set(charger)  # fmt: skip
     assert (pv["make"], battery["make"], meter["make"]) == (
         "Sungrow",
         "BYD",
@@ -637,9 +712,102 @@ async def test_run_site_pushes_readings(
     try:
         await server.wait_until(lambda: server.has_site("sit-demo"))
         async with _stream(session, server, token, site_id="sit-demo") as reader:
-            types = {json.loads((await reader.event())["data"])["type"] for _ in range(6)}
-        assert types == {"pv", "battery", "meter"}
+            types = {json.loads((await reader.event())["data"])["type"] for _ in range(10)}
+        assert types == {"pv", "battery", "meter", "inverter", "v2x_charger"}
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+# --------------------------------------------------------------------------- wires
+
+
+def test_legacy_wire_shape() -> None:
+    """The legacy wire: solar/ev_port, {type, device_sn, spec, state}, RFC 3339, mppts."""
+    model = _day_model()
+    devices = model.devices()
+    pv, battery, meter, inverter, charger = (
+        to_legacy(reading, device_sn_of(devices, reading["der_id"]))
+        for reading in model.step(3600 * 12 / 720)
+    )
+    assert [r["type"] for r in (pv, battery, meter, inverter, charger)] == [
+        "solar",
+        "battery",
+        "meter",
+        "inverter",
+        "ev_port",
+    ]
+    for reading in (pv, battery, meter, inverter, charger):
+        assert set(reading) == {"type", "make", "device_sn", "spec", "state"}
+        assert reading["spec"]["enabled"] is True
+        assert re.fullmatch(
+            r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", reading["state"]["timestamp"]
+        )
+    assert pv["device_sn"] == battery["device_sn"] == inverter["device_sn"]
+    assert pv["spec"] == {"enabled": True, "rated_power_W": 10000, "installed_power_W": 10500}
+    assert [set(mppt) for mppt in pv["state"]["mppts"]] == [{"V", "A", "W"}] * 2
+    assert charger["spec"]["bidirectional"] is True
+    assert not any(key.startswith("mppt1") for key in pv["state"])
+    assert to_legacy({"type": "pv", "der_id": "der-x", "W": -1}, None) == {
+        "type": "solar",
+        "der_id": "der-x",
+        "spec": {"enabled": True},
+        "state": {"W": -1},
+    }
+
+
+def test_both_wires_parse_to_the_same_physics() -> None:
+    """Over a simulated day, the parser reads the same values from both wires, except the
+    battery's and meter's signed fields, which the legacy wire inverts (limits swapped)."""
+    model = _day_model(seed=5)
+    devices = model.devices()
+    inverted = re.compile(r"^(W|A|L\d_[AW])$")
+    for _ in range(24 * 6):
+        for documented in model.step(600 / 720):
+            legacy = to_legacy(documented, device_sn_of(devices, documented["der_id"]))
+            stats = ParseStats()
+            (one,) = parse_event(json.dumps(documented), stats)
+            (other,) = parse_event(json.dumps(legacy), stats)
+            assert other.der_type == one.der_type
+            assert other.timestamp == one.timestamp
+            assert other.der_id is None
+            assert other.device_sn is not None
+            assert other.texts == one.texts
+            expected = dict(one.values)
+            if one.der_type in ("battery", "meter"):
+                for key, value in one.values.items():
+                    if inverted.match(key):
+                        expected[key] = 0.0 - value
+            if one.der_type == "battery":
+                expected["upper_limit_W"] = 0.0 - one.values["lower_limit_W"]
+                expected["lower_limit_W"] = 0.0 - one.values["upper_limit_W"]
+            assert other.values == expected, one.der_type
+
+
+async def test_server_speaks_the_legacy_wire(
+    socket_enabled: None, session: aiohttp.ClientSession
+) -> None:
+    """A legacy server turns every pushed reading into the legacy wire; text goes as is."""
+    with pytest.raises(ValueError, match="unknown wire"):
+        NovacoreServer(wire="modern")
+    server = NovacoreServer(keepalive_interval=0, wire="legacy")
+    await server.start()
+    try:
+        identity = server.add_identity(encode_public_key(Ed25519PrivateKey.generate()))
+        server.add_site(SITE, "Home", DEVICES)
+        token = server.issue_token(identity)
+        async with _stream(session, server, token) as reader:
+            await server.push(SITE, {"type": "battery", "der_id": "der-002", "W": 100})
+            await server.push(SITE, "not json")
+            first = json.loads((await reader.event())["data"])
+            second = (await reader.event())["data"]
+        assert first == {
+            "type": "battery",
+            "device_sn": "SN12345",
+            "spec": {"enabled": True},
+            "state": {"W": -100},
+        }
+        assert second == "not json"
+    finally:
+        await server.stop()

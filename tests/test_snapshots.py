@@ -12,10 +12,11 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
 
-from .conftest import Novacore
+from .conftest import SITE_ID, Novacore
+from .test_novacore_ders import DEVICES, EV, INVERTER
 from .test_novacore_stream import BATTERY, METER, PV, send, setup_novacore
 
-ATTRIBUTES = ("friendly_name", "device_class", "state_class", "unit_of_measurement")
+ATTRIBUTES = ("friendly_name", "device_class", "state_class", "unit_of_measurement", "options")
 
 
 async def test_site_entities_and_diagnostics(
@@ -24,9 +25,11 @@ async def test_site_entities_and_diagnostics(
     hass_client: ClientSessionGenerator,
     snapshot: SnapshotAssertion,
 ) -> None:
-    """The seed's three payloads give these entities and this diagnostics download."""
+    """The seed's three payloads, an EV charger and an inverter give these entities and this
+    diagnostics download."""
+    novacore.server.set_devices(SITE_ID, DEVICES)
     entry = await setup_novacore(hass, novacore)
-    for payload in (PV, BATTERY, METER):
+    for payload in (PV, BATTERY, METER, EV, INVERTER):
         await send(hass, novacore, entry, payload)
 
     entities: dict[str, Any] = {}

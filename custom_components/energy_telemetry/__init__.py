@@ -23,7 +23,7 @@ from .novacore import InvalidKeyError, NovacoreClient, load_signer
 from .repairs import async_clear_issues
 from .storage import async_remove_store
 
-PLATFORMS: list[Platform] = [Platform.SENSOR]
+PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.SENSOR]
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: EnergyTelemetryConfigEntry) -> bool:

@@ -9,6 +9,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.config_entries import ConfigEntry
+from homeassistant.const import Platform
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.device_registry import DeviceEntry, DeviceInfo
 from homeassistant.helpers.event import async_call_later, async_track_time_interval
@@ -25,7 +26,8 @@ from .const import (
 from .totals import TotalGuard
 
 if TYPE_CHECKING:
-    from .sensor import EnergyTelemetrySensor, EnergyTelemetrySensorEntityDescription
+    from .descriptions import PointDescription
+    from .entity import EnergyTelemetryEntity
 
 type EnergyTelemetryConfigEntry = ConfigEntry[PushCoordinator]
 
@@ -36,14 +38,15 @@ __all__ = ["EnergyTelemetryConfigEntry", "Group", "Point", "PushCoordinator", "v
 class Point:
     """One value of a group; at most one entity shows it."""
 
-    description: EnergyTelemetrySensorEntityDescription
+    description: PointDescription
     group: Group
-    value: float | datetime | None = None
+    value: float | datetime | str | bool | None = None
+    """A number, a time, a text state or a boolean; None before the first value."""
     timestamp: float | None = None
     """Source timestamp (ms) of the value shown."""
     last_reset: datetime | None = None
     guard: TotalGuard | None = None
-    entity: EnergyTelemetrySensor | None = None
+    entity: EnergyTelemetryEntity | None = None
 
     @property
     def unique_id(self) -> str:
@@ -106,7 +109,8 @@ class PushCoordinator(DataUpdateCoordinator[dict[str, Group]]):
         self._grace_unsub: CALLBACK_TYPE | None = None
         self._logged_down = False
         self.down_reason = ""
-        self._new_points_listener: Callable[[list[Point]], None] | None = None
+        self._new_points_listeners: dict[str, Callable[[list[Point]], None]] = {}
+        """The callback of each entity platform (sensor, binary_sensor) that adds entities."""
         self.grace_period = STREAM_GRACE_PERIOD.total_seconds()
 
     # --- life cycle ---------------------------------------------------------------------------
@@ -141,29 +145,34 @@ class PushCoordinator(DataUpdateCoordinator[dict[str, Group]]):
     # --- entities -----------------------------------------------------------------------------
 
     @callback
-    def async_set_new_points_listener(self, listener: Callable[[list[Point]], None]) -> None:
-        """Register the sensor platform's callback and hand it the points known so far."""
-        self._new_points_listener = listener
-        points = [point for group in self.data.values() for point in group.points.values()]
+    def async_set_new_points_listener(
+        self, listener: Callable[[list[Point]], None], platform: str = Platform.SENSOR
+    ) -> None:
+        """Register a platform's callback and hand it the points of that platform known so far."""
+        self._new_points_listeners[platform] = listener
+        points = [
+            point
+            for group in self.data.values()
+            for point in group.points.values()
+            if point.description.platform == platform
+        ]
         if points:
             listener(points)
 
     @callback
-    def async_add_point(
-        self, group: Group, description: EnergyTelemetrySensorEntityDescription
-    ) -> Point:
-        """Create a point; its entity is added right away (or when the platform is ready)."""
+    def async_add_point(self, group: Group, description: PointDescription) -> Point:
+        """Create a point; its entity is added right away (or when its platform is ready)."""
         point = Point(description, group, guard=TotalGuard() if description.guarded else None)
         group.points[description.key] = point
-        if self._new_points_listener is not None:
-            self._new_points_listener([point])
+        if (listener := self._new_points_listeners.get(description.platform)) is not None:
+            listener([point])
         return point
 
     @callback
     def async_set_value(
         self,
         point: Point,
-        value: float | datetime,
+        value: float | datetime | str | bool,
         timestamp: float | None,
         write: bool = True,
         force: bool = False,

@@ -287,7 +287,7 @@ class AinsiteCoordinator(PushCoordinator):
         force = False
         if (
             reading.start is not None
-            and point.description.state_class is SensorStateClass.TOTAL
+            and getattr(point.description, "state_class", None) is SensorStateClass.TOTAL
             and point.last_reset != reading.start
         ):
             point.last_reset = reading.start

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from datetime import datetime, timedelta
 import re
 import time
@@ -24,7 +25,8 @@ from .coordinator import (
     PushCoordinator,
     via_device,
 )
-from .descriptions import novacore_description
+from .descriptions import UNKNOWN_STATE, PointDescription
+from .descriptions_novacore import SIGN_SWAPPED_FIELDS, novacore_description, wire_field
 from .novacore import (
     Der,
     Device,
@@ -40,7 +42,13 @@ from .novacore import (
 from .repairs import SITE_NOT_FOUND, async_clear_issue, async_raise_issue
 from .storage import EntryStore
 
-TYPE_NAMES = {"pv": "Solar", "battery": "Battery", "meter": "Meter"}
+TYPE_NAMES = {
+    "pv": "Solar",
+    "battery": "Battery",
+    "meter": "Meter",
+    "inverter": "Inverter",
+    "ev_charger": "EV charger",
+}
 MAX_FIELDS_PER_DER = 200
 """Fields beyond this many per DER are ignored, so a misbehaving stream cannot flood the registry."""
 DEVICE_LIST_MIN_INTERVAL: Final = 60.0
@@ -56,18 +64,38 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
-class NovacoreGroup(Group):
-    """The sensors of one DER, with a map from the source's field names to points."""
+def _unlisted_key(reading: Reading) -> str:
+    """Return the group key of a DER the device list does not name: by serial, make or type."""
+    if reading.device_sn is not None:
+        return f"{reading.der_type}_{_slug(reading.device_sn)}"
+    if reading.make:
+        return f"{reading.der_type}_{_slug(reading.make)}"
+    return reading.der_type
 
-    __slots__ = ("der_type", "fields")
+
+type Binding = tuple[Point, PointDescription]
+"""The point a wire field feeds, and the field's own description (its conversion)."""
+
+
+class NovacoreGroup(Group):
+    """The entities of one DER, with a map from the source's field names to points."""
+
+    __slots__ = ("der_type", "fields", "raw", "sign", "texts")
 
     def __init__(
-        self, key: str, unique_prefix: str, device_info: DeviceInfo, der_type: str
+        self, key: str, unique_prefix: str, device_info: DeviceInfo, der_type: str, sign: int = 1
     ) -> None:
         """Initialise an empty DER."""
         super().__init__(key, unique_prefix, device_info, track_staleness=True)
         self.der_type = der_type
-        self.fields: dict[str, Point | None] = {}
+        self.fields: dict[str, Binding | None] = {}
+        """Wire field name -> what it feeds (None: ignored), bound under the current sign."""
+        self.sign = sign
+        """The wire factor: +1 the wire follows Sourceful's documented signs, -1 inverted."""
+        self.raw: dict[str, float] = {}
+        """The last wire number of every signed field, to re-render when the sign changes."""
+        self.texts: dict[str, str | bool] = {}
+        """The last text of every text field (an unknown one is logged when it changes)."""
 
 
 class NovacoreCoordinator(PushCoordinator):
@@ -87,7 +115,13 @@ class NovacoreCoordinator(PushCoordinator):
         self.devices: list[Device] = []
         self._ders_by_id: dict[str, tuple[Der, Device]] = {}
         self._ders_by_type: dict[str, list[tuple[Der, Device]]] = {}
-        self._routes: dict[tuple[str | None, str, str | None], NovacoreGroup] = {}
+        self._devices_by_hardware_id: dict[str, Device] = {}
+        self._routes: dict[tuple[str | None, str, str | None, str | None], NovacoreGroup] = {}
+        """(der_id, der_type, make, device_sn) of a reading -> its DER's group."""
+        self.wire_signs: dict[str, int] = {}
+        """Wire factor by DER type for groups created from now on (default +1)."""
+        self.unknown_texts: Counter[str] = Counter()
+        """Text values not understood (e.g. an unknown charger status), by `type.field`."""
         self._site_device: dr.DeviceEntry
         self._device_entries: dict[str, dr.DeviceEntry] = {}
         self.store = EntryStore(hass, entry)
@@ -191,6 +225,7 @@ class NovacoreCoordinator(PushCoordinator):
             return
         self._ders_by_id.clear()
         self._ders_by_type.clear()
+        self._devices_by_hardware_id.clear()
         self._device_entries.clear()
         listed: set[str] = set()
         for device in devices:
@@ -205,6 +240,8 @@ class NovacoreCoordinator(PushCoordinator):
                 config_entry_id=entry_id, **info
             )
             listed.add(device.id)
+            if device.hardware_id:
+                self._devices_by_hardware_id.setdefault(device.hardware_id, device)
             for der in device.ders:
                 self._ders_by_id[der.id] = (der, device)
                 self._ders_by_type.setdefault(der.type, []).append((der, device))
@@ -322,25 +359,33 @@ class NovacoreCoordinator(PushCoordinator):
     # --- readings -----------------------------------------------------------------------------
 
     def _resolve(self, reading: Reading) -> NovacoreGroup:
-        """Find the DER a reading belongs to (see README: how readings find their DER)."""
+        """Find the DER a reading belongs to (see README: how a reading finds its DER)."""
         der: Der | None = None
         device: Device | None = None
-        type_key = f"{reading.der_type}_{_slug(reading.make)}" if reading.make else reading.der_type
+        der_type = reading.der_type
         if reading.der_id is not None:
             key = reading.der_id
             der, device = self._ders_by_id.get(key, (None, None))
         else:
-            candidates = self._ders_by_type.get(reading.der_type, [])
-            if len(candidates) == 1:
+            sn = reading.device_sn
+            if sn is not None and (device := self._devices_by_hardware_id.get(sn)) is not None:
+                ders = [item for item in device.ders if item.type == der_type]
+                if len(ders) == 1:
+                    der = ders[0]
+            if der is not None:
+                key = der.id
+            elif device is not None:
+                key = f"{der_type}_{_slug(sn or '')}"  # the device is known, its DER is not
+            elif len(candidates := self._ders_by_type.get(der_type, [])) == 1:
                 der, device = candidates[0]
                 key = der.id
-                if type_key in self.data and type_key not in self._ders_by_id:
-                    # The DER joined the list: it replaces the group its readings had before.
-                    self._remove_device_key(
-                        dr.async_get(self.hass), type_key, f"it is listed as {der.name} now"
-                    )
             else:
-                key = type_key
+                key = _unlisted_key(reading)
+            if der is not None and (old_key := _unlisted_key(reading)) in self.data:
+                # The DER joined the list: it replaces the group its readings had before.
+                self._remove_device_key(
+                    dr.async_get(self.hass), old_key, f"it is listed as {der.name} now"
+                )
         group = self.data.get(key)
         if group is None:
             if der is None:
@@ -348,7 +393,7 @@ class NovacoreCoordinator(PushCoordinator):
                 self.async_request_device_list(f"unknown DER {key}")
             group = self._new_group(key, reading, der, device)
         assert isinstance(group, NovacoreGroup)
-        self._routes[(reading.der_id, reading.der_type, reading.make)] = group
+        self._routes[(reading.der_id, der_type, reading.make, reading.device_sn)] = group
         return group
 
     def _new_group(
@@ -359,6 +404,8 @@ class NovacoreCoordinator(PushCoordinator):
             name = der.name
         elif reading.der_id is not None:
             name = f"{type_name} {reading.der_id}"
+        elif reading.device_sn is not None:
+            name = f"{type_name} {reading.device_sn}"
         elif reading.make:
             name = f"{type_name} {reading.make}"
         else:
@@ -376,6 +423,7 @@ class NovacoreCoordinator(PushCoordinator):
             f"{self.site_id}_{key}",
             info,
             reading.der_type,
+            self.wire_signs.get(reading.der_type, 1),
         )
         self.data[key] = group
         return group
@@ -386,7 +434,7 @@ class NovacoreCoordinator(PushCoordinator):
         routes = self._routes
         now = time.monotonic()
         for reading in readings:
-            group = routes.get((reading.der_id, reading.der_type, reading.make))
+            group = routes.get((reading.der_id, reading.der_type, reading.make, reading.device_sn))
             if group is None:
                 group = self._resolve(reading)
             timestamp = reading.timestamp
@@ -397,33 +445,122 @@ class NovacoreCoordinator(PushCoordinator):
                     continue
                 group.last_timestamp = timestamp
             came_back = group.seen(now)
+            write = not came_back
             fields = group.fields
+            inverted = group.sign < 0
+            raw_values = group.raw
             for field, raw in reading.values.items():
                 try:
-                    point = fields[field]
+                    binding = fields[field]
                 except KeyError:
-                    point = self._new_field(group, field)
-                if point is None:
+                    binding = self._bind(group, field, text=False)
+                if binding is None:
                     continue
-                self.async_set_value(
-                    point, point.description.value_fn(raw), timestamp, not came_back
-                )
+                point, description = binding
+                if description.signed:
+                    raw_values[field] = raw
+                    if inverted:
+                        self.async_set_value(
+                            point, description.value_fn(0.0 - raw), timestamp, write
+                        )
+                        continue
+                self.async_set_value(point, description.value_fn(raw), timestamp, write)
+            if reading.texts is not None:
+                self._apply_texts(group, reading.texts, timestamp, write)
             if came_back:
                 self._write_group(group)
 
-    def _new_field(self, group: NovacoreGroup, field: str) -> Point | None:
+    def _apply_texts(
+        self,
+        group: NovacoreGroup,
+        texts: dict[str, str | bool],
+        timestamp: float | None,
+        write: bool,
+    ) -> None:
+        """Apply the documented text and boolean fields of a reading (enums, flags)."""
+        fields = group.fields
+        last_texts = group.texts
+        for field, text in texts.items():
+            try:
+                binding = fields[field]
+            except KeyError:
+                binding = self._bind(group, field, text=True)
+            if binding is None:
+                continue
+            point, description = binding
+            assert description.state_fn is not None  # _bind made sure of it
+            value = description.state_fn(text)
+            if value is None:
+                self.unknown_texts[f"{group.der_type}.{field}"] += 1
+                if last_texts.get(field) != text:
+                    LOGGER.debug(
+                        "%s: %s of %s is %.100r, not a known value; shown as unknown",
+                        self.name,
+                        field,
+                        group.key,
+                        text,
+                    )
+                value = UNKNOWN_STATE
+            last_texts[field] = text
+            self.async_set_value(point, value, timestamp, write)
+
+    def _bind(self, group: NovacoreGroup, field: str, *, text: bool) -> Binding | None:
+        """Bind a wire field of a group to its point (created if new) under the group's sign."""
         if len(group.fields) >= MAX_FIELDS_PER_DER:
             group.fields[field] = None
             LOGGER.debug(
                 "%s: ignoring field %s of %s (too many fields)", self.name, field, group.key
             )
             return None
-        description = novacore_description(group.der_type, field)
+        description = novacore_description(
+            group.der_type, wire_field(group.der_type, field, group.sign)
+        )
+        if (description.state_fn is not None) is not text:
+            # A number where text is documented, or text where a number is: never shown.
+            group.fields[field] = None
+            return None
         point = group.points.get(description.key)
         if point is None:
             point = self.async_add_point(group, description)
-        group.fields[field] = point
-        return point
+        binding = (point, description)
+        group.fields[field] = binding
+        return binding
+
+    # --- signs --------------------------------------------------------------------------------
+
+    @callback
+    def async_set_wire_sign(self, group_key: str, sign: int) -> None:
+        """Set a DER's wire factor (+1 as documented, -1 inverted) and re-render at once.
+
+        Every signed value of the DER is rewritten from its last wire number, without waiting for
+        the next reading; under -1 the charge and discharge limits trade places, and a limit no
+        field feeds any more goes unavailable rather than keep a value of the other convention.
+        """
+        if sign not in (1, -1):
+            raise ValueError(f"a wire factor is +1 or -1, not {sign!r}")
+        group = self.data[group_key]
+        assert isinstance(group, NovacoreGroup)
+        if group.sign == sign:
+            return
+        group.sign = sign
+        LOGGER.debug("%s: wire factor of %s is now %+d", self.name, group_key, sign)
+        fields = group.fields
+        swapped = SIGN_SWAPPED_FIELDS.get(group.der_type, {})
+        unbound = {
+            binding[0] for field in swapped if (binding := fields.pop(field, None)) is not None
+        }
+        for field, raw in group.raw.items():
+            binding = fields[field] if field in fields else self._bind(group, field, text=False)
+            if binding is None:
+                continue
+            point, description = binding
+            unbound.discard(point)
+            value = description.value_fn(raw if sign > 0 else 0.0 - raw)
+            self.async_set_value(point, value, point.timestamp)
+        for point in unbound:
+            point.value = None
+            if point.entity is not None:
+                point.entity.async_write_ha_state()
 
     def diagnostics(self) -> dict[str, Any]:
         """Add the stream's counters (never the token) to the common diagnostics."""
@@ -440,6 +577,8 @@ class NovacoreCoordinator(PushCoordinator):
             "last_event_id": self.stream.last_event_id,
             "tokens_minted": self.client.tokens_minted,
             "token_expires_at": self.client.token_expires_at,
+            "ignored_fields": dict(stats.parse.ignored),
+            "unknown_texts": dict(self.unknown_texts),
             "ders": {
                 der_id: {"name": der.name, "type": der.type, "device": device.name}
                 for der_id, (der, device) in self._ders_by_id.items()
@@ -452,4 +591,8 @@ class NovacoreCoordinator(PushCoordinator):
             "devices_removed": self.devices_removed,
             "site_not_found_answers": self._not_found,
         }
+        for key, group in self.data.items():
+            if isinstance(group, NovacoreGroup):
+                data["groups"][key]["der_type"] = group.der_type
+                data["groups"][key]["wire_sign"] = group.sign
         return data

@@ -1,11 +1,18 @@
-"""Sensor descriptions: what each field of a reading becomes in Home Assistant."""
+"""Entity descriptions: what a value becomes in Home Assistant (shared by both sources).
+
+The Novacore field tables are in `descriptions_novacore.py`, the Ainsite registers in
+`registers.py`; this module holds the description classes and the generic description of a
+field no table knows.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 import re
+from typing import ClassVar, Final
 
+from homeassistant.components.binary_sensor import BinarySensorEntityDescription
 from homeassistant.components.sensor import (
     SensorDeviceClass,
     SensorEntityDescription,
@@ -13,7 +20,7 @@ from homeassistant.components.sensor import (
 )
 from homeassistant.const import (
     PERCENTAGE,
-    EntityCategory,
+    Platform,
     UnitOfElectricCurrent,
     UnitOfElectricPotential,
     UnitOfEnergy,
@@ -23,180 +30,60 @@ from homeassistant.const import (
     UnitOfTime,
 )
 
+UNKNOWN_STATE: Final = ""
+"""The value of a text point whose last text was not understood: shown as unknown."""
 
-def _same(value: float) -> float:
+
+def same(value: float) -> float:
+    """Return the number as sent."""
     return value
 
 
-def _negate(value: float) -> float:
-    return 0.0 - value  # never -0.0
+def negate(value: float) -> float:
+    """Return the number with its sign flipped (never -0.0)."""
+    return 0.0 - value
 
 
-def _percent(value: float) -> float:
+def percent(value: float) -> float:
+    """Turn a fraction (0..1) into per cent."""
     return value * 100.0
 
 
 @dataclass(frozen=True, kw_only=True)
-class EnergyTelemetrySensorEntityDescription(SensorEntityDescription):
-    """Describes a sensor fed by one field of a reading."""
+class PointDescriptionMixin:
+    """How one field of a reading becomes the value of an entity."""
 
-    value_fn: Callable[[float], float] = _same
-    """Turns the source's number into the sensor's (sign convention, scale)."""
+    value_fn: Callable[[float], float] = same
+    """Turns the source's number into the entity's (the documented sign convention, scale)."""
+    state_fn: Callable[[str | bool], str | bool | None] | None = None
+    """For a text or boolean field: turns it into the entity's state; None: not understood."""
+    signed: bool = False
+    """The value follows the sign of its DER's power: the DER's wire factor applies to it."""
     guarded: bool = False
     """An ever-increasing total: stale readings and glitches never move it backwards."""
     placeholders: tuple[tuple[str, str], ...] = ()
     """Translation placeholders of the entity name."""
 
 
-def _power(
-    key: str, value_fn: Callable[[float], float] = _same, **kwargs: object
-) -> EnergyTelemetrySensorEntityDescription:
-    return EnergyTelemetrySensorEntityDescription(
-        key=key,
-        device_class=SensorDeviceClass.POWER,
-        native_unit_of_measurement=UnitOfPower.WATT,
-        state_class=SensorStateClass.MEASUREMENT,
-        suggested_display_precision=0,
-        value_fn=value_fn,
-        **kwargs,  # type: ignore[arg-type]
-    )
+@dataclass(frozen=True, kw_only=True)
+class EnergyTelemetrySensorEntityDescription(SensorEntityDescription, PointDescriptionMixin):
+    """Describes a sensor fed by one field of a reading."""
+
+    platform: ClassVar[Platform] = Platform.SENSOR
 
 
-def _energy(key: str) -> EnergyTelemetrySensorEntityDescription:
-    return EnergyTelemetrySensorEntityDescription(
-        key=key,
-        translation_key=key,
-        device_class=SensorDeviceClass.ENERGY,
-        native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
-        suggested_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
-        state_class=SensorStateClass.TOTAL_INCREASING,
-        suggested_display_precision=2,
-        guarded=True,
-    )
+@dataclass(frozen=True, kw_only=True)
+class EnergyTelemetryBinarySensorEntityDescription(
+    BinarySensorEntityDescription, PointDescriptionMixin
+):
+    """Describes a binary sensor fed by one boolean field of a reading."""
+
+    platform: ClassVar[Platform] = Platform.BINARY_SENSOR
 
 
-def _voltage(key: str, **kwargs: object) -> EnergyTelemetrySensorEntityDescription:
-    return EnergyTelemetrySensorEntityDescription(
-        key=key,
-        device_class=SensorDeviceClass.VOLTAGE,
-        native_unit_of_measurement=UnitOfElectricPotential.VOLT,
-        state_class=SensorStateClass.MEASUREMENT,
-        suggested_display_precision=1,
-        **kwargs,  # type: ignore[arg-type]
-    )
-
-
-def _current(
-    key: str, value_fn: Callable[[float], float] = _same, **kwargs: object
-) -> EnergyTelemetrySensorEntityDescription:
-    return EnergyTelemetrySensorEntityDescription(
-        key=key,
-        device_class=SensorDeviceClass.CURRENT,
-        native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
-        state_class=SensorStateClass.MEASUREMENT,
-        suggested_display_precision=2,
-        value_fn=value_fn,
-        **kwargs,  # type: ignore[arg-type]
-    )
-
-
-_FREQUENCY = EnergyTelemetrySensorEntityDescription(
-    key="frequency",
-    device_class=SensorDeviceClass.FREQUENCY,
-    native_unit_of_measurement=UnitOfFrequency.HERTZ,
-    state_class=SensorStateClass.MEASUREMENT,
-    suggested_display_precision=2,
+type PointDescription = (
+    EnergyTelemetrySensorEntityDescription | EnergyTelemetryBinarySensorEntityDescription
 )
-
-# Sourceful's signs: PV power is negative while producing, battery power positive while
-# charging, meter power positive while importing. Home Assistant's: solar positive while
-# producing, battery positive while discharging, grid positive while importing.
-NOVACORE_FIELDS: dict[str, dict[str, EnergyTelemetrySensorEntityDescription]] = {
-    "pv": {
-        "W": _power("power", _negate),
-        "rated_power_W": EnergyTelemetrySensorEntityDescription(
-            key="rated_power",
-            translation_key="rated_power",
-            device_class=SensorDeviceClass.POWER,
-            native_unit_of_measurement=UnitOfPower.WATT,
-            entity_category=EntityCategory.DIAGNOSTIC,
-            suggested_display_precision=0,
-        ),
-        "total_generation_Wh": _energy("energy_produced"),
-    },
-    "battery": {
-        "W": _power("power", _negate),
-        "SoC_nom_fract": EnergyTelemetrySensorEntityDescription(
-            key="state_of_charge",
-            device_class=SensorDeviceClass.BATTERY,
-            native_unit_of_measurement=PERCENTAGE,
-            state_class=SensorStateClass.MEASUREMENT,
-            suggested_display_precision=0,
-            value_fn=_percent,
-        ),
-        "V": _voltage("voltage"),
-        "A": _current("current", _negate),
-        "total_charge_Wh": _energy("energy_charged"),
-        "total_discharge_Wh": _energy("energy_discharged"),
-        "SoH_fract": EnergyTelemetrySensorEntityDescription(
-            key="state_of_health",
-            translation_key="state_of_health",
-            native_unit_of_measurement=PERCENTAGE,
-            state_class=SensorStateClass.MEASUREMENT,
-            entity_category=EntityCategory.DIAGNOSTIC,
-            suggested_display_precision=0,
-            value_fn=_percent,
-        ),
-        "temperature_C": EnergyTelemetrySensorEntityDescription(
-            key="temperature",
-            device_class=SensorDeviceClass.TEMPERATURE,
-            native_unit_of_measurement=UnitOfTemperature.CELSIUS,
-            state_class=SensorStateClass.MEASUREMENT,
-            suggested_display_precision=1,
-        ),
-    },
-    "meter": {
-        "W": _power("power"),
-        "Hz": _FREQUENCY,
-        "total_import_Wh": _energy("energy_imported"),
-        "total_export_Wh": _energy("energy_exported"),
-    },
-}
-
-_NUMBERED = re.compile(r"^(mppt|L)(\d{1,2})_(V|A|W)$")
-
-
-def _numbered(der_type: str, field: str) -> EnergyTelemetrySensorEntityDescription | None:
-    """Describe per-MPPT (PV) and per-phase (meter) fields."""
-    match = _NUMBERED.match(field)
-    if match is None:
-        return None
-    prefix, number, unit = match.groups()
-    placeholders = (("number", str(int(number))),)
-    if prefix == "mppt" and der_type == "pv":
-        if unit == "V":
-            return _voltage(
-                f"mppt{number}_voltage", translation_key="mppt_voltage", placeholders=placeholders
-            )
-        if unit == "A":
-            return _current(
-                f"mppt{number}_current",
-                _negate,
-                translation_key="mppt_current",
-                placeholders=placeholders,
-            )
-        return None
-    if prefix == "L" and der_type == "meter":
-        if unit == "V":
-            return _voltage(
-                f"l{number}_voltage", translation_key="phase_voltage", placeholders=placeholders
-            )
-        if unit == "A":
-            return _current(
-                f"l{number}_current", translation_key="phase_current", placeholders=placeholders
-            )
-        return _power(f"l{number}_power", translation_key="phase_power", placeholders=placeholders)
-    return None
 
 
 _SUFFIX_KWARGS: dict[str, dict[str, object]] = {
@@ -243,7 +130,7 @@ _SUFFIX_KWARGS: dict[str, dict[str, object]] = {
     "fract": {
         "native_unit_of_measurement": PERCENTAGE,
         "state_class": SensorStateClass.MEASUREMENT,
-        "value_fn": _percent,
+        "value_fn": percent,
     },
     "ms": {
         "device_class": SensorDeviceClass.DURATION,
@@ -272,20 +159,3 @@ def generic_description(field: str) -> EnergyTelemetrySensorEntityDescription:
         entity_registry_enabled_default=False,
         **kwargs,  # type: ignore[arg-type]
     )
-
-
-_CACHE: dict[tuple[str, str], EnergyTelemetrySensorEntityDescription] = {}
-
-
-def novacore_description(der_type: str, field: str) -> EnergyTelemetrySensorEntityDescription:
-    """Return the description of a Novacore field of a DER type (cached)."""
-    cache_key = (der_type, field)
-    description = _CACHE.get(cache_key)
-    if description is None:
-        description = (
-            NOVACORE_FIELDS.get(der_type, {}).get(field)
-            or _numbered(der_type, field)
-            or generic_description(field)
-        )
-        _CACHE[cache_key] = description
-    return description

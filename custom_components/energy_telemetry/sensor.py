@@ -7,11 +7,13 @@ from datetime import datetime
 from typing import Any, Self
 
 from homeassistant.components.sensor import RestoreSensor, SensorEntity, SensorExtraStoredData
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddEntitiesCallback
 
-from .coordinator import EnergyTelemetryConfigEntry, Point, PushCoordinator
-from .descriptions import EnergyTelemetrySensorEntityDescription
+from .coordinator import EnergyTelemetryConfigEntry, Point
+from .descriptions import UNKNOWN_STATE, EnergyTelemetrySensorEntityDescription
+from .entity import EnergyTelemetryEntity
 
 PARALLEL_UPDATES = 0
 
@@ -35,7 +37,7 @@ async def async_setup_entry(
             for point in points
         )
 
-    coordinator.async_set_new_points_listener(_add)
+    coordinator.async_set_new_points_listener(_add, Platform.SENSOR)
 
 
 @dataclass
@@ -64,47 +66,23 @@ class TotalExtraStoredData(SensorExtraStoredData):
         )
 
 
-class EnergyTelemetrySensor(SensorEntity):
+class EnergyTelemetrySensor(EnergyTelemetryEntity, SensorEntity):
     """A sensor showing one value of a DER or meter, written only when it changes."""
 
-    _attr_has_entity_name = True
-    _attr_should_poll = False
     entity_description: EnergyTelemetrySensorEntityDescription
 
-    def __init__(self, coordinator: PushCoordinator, point: Point) -> None:
-        """Bind the entity to its point."""
-        self.coordinator = coordinator
-        self._point = point
-        self.entity_description = point.description
-        self._attr_unique_id = point.unique_id
-        self._attr_device_info = point.group.device_info
-        if point.description.placeholders:
-            self._attr_translation_placeholders = dict(point.description.placeholders)
-
     @property
-    def available(self) -> bool:
-        """Return True when the value is current."""
-        return self.coordinator.point_available(self._point)
-
-    @property
-    def native_value(self) -> float | datetime | None:
-        """Return the value."""
-        return self._point.value
+    def native_value(self) -> float | datetime | str | None:
+        """Return the value (a text not understood is shown as unknown)."""
+        value = self._point.value
+        if value == UNKNOWN_STATE or isinstance(value, bool):
+            return None
+        return value
 
     @property
     def last_reset(self) -> datetime | None:
         """Return the start of the interval of an interval value."""
         return self._point.last_reset
-
-    async def async_added_to_hass(self) -> None:
-        """Start receiving values."""
-        await super().async_added_to_hass()
-        self._point.entity = self
-
-    async def async_will_remove_from_hass(self) -> None:
-        """Stop writing through this entity."""
-        if self._point.entity is self:
-            self._point.entity = None
 
 
 class EnergyTelemetryTotalSensor(EnergyTelemetrySensor, RestoreSensor):

@@ -1,0 +1,41 @@
+"""Binary sensors of the Energy Telemetry integration (an EV charger's plug, for one)."""
+
+from __future__ import annotations
+
+from homeassistant.components.binary_sensor import BinarySensorEntity
+from homeassistant.const import Platform
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.entity_platform import AddEntitiesCallback
+
+from .coordinator import EnergyTelemetryConfigEntry, Point
+from .descriptions import EnergyTelemetryBinarySensorEntityDescription
+from .entity import EnergyTelemetryEntity
+
+PARALLEL_UPDATES = 0
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: EnergyTelemetryConfigEntry,
+    async_add_entities: AddEntitiesCallback,
+) -> None:
+    """Add a binary sensor for every boolean value, now and whenever a new one shows up."""
+    coordinator = entry.runtime_data
+
+    @callback
+    def _add(points: list[Point]) -> None:
+        async_add_entities(EnergyTelemetryBinarySensor(coordinator, point) for point in points)
+
+    coordinator.async_set_new_points_listener(_add, Platform.BINARY_SENSOR)
+
+
+class EnergyTelemetryBinarySensor(EnergyTelemetryEntity, BinarySensorEntity):
+    """A boolean value of a DER."""
+
+    entity_description: EnergyTelemetryBinarySensorEntityDescription
+
+    @property
+    def is_on(self) -> bool | None:
+        """Return the value (None: not understood, shown as unknown)."""
+        value = self._point.value
+        return value if isinstance(value, bool) else None

@@ -1,0 +1,39 @@
+"""The entity base of the Energy Telemetry integration: one entity shows one point."""
+
+from __future__ import annotations
+
+from homeassistant.helpers.entity import Entity
+
+from .coordinator import Point, PushCoordinator
+
+
+class EnergyTelemetryEntity(Entity):
+    """Shows one point of a group, written only when its value changes."""
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+
+    def __init__(self, coordinator: PushCoordinator, point: Point) -> None:
+        """Bind the entity to its point."""
+        self.coordinator = coordinator
+        self._point = point
+        self.entity_description = point.description
+        self._attr_unique_id = point.unique_id
+        self._attr_device_info = point.group.device_info
+        if point.description.placeholders:
+            self._attr_translation_placeholders = dict(point.description.placeholders)
+
+    @property
+    def available(self) -> bool:
+        """Return True when the value is current."""
+        return self.coordinator.point_available(self._point)
+
+    async def async_added_to_hass(self) -> None:
+        """Start receiving values."""
+        await super().async_added_to_hass()
+        self._point.entity = self
+
+    async def async_will_remove_from_hass(self) -> None:
+        """Stop writing through this entity."""
+        if self._point.entity is self:
+            self._point.entity = None

@@ -1,0 +1,624 @@
+"""EV chargers, inverters and the new battery and PV fields through a real SSE server and a real
+Home Assistant; how readings without a DER id find their DER; the wire factor of a DER."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN
+from homeassistant.core import HomeAssistant, State
+from homeassistant.helpers import device_registry as dr, entity_registry as er
+import pytest
+
+from custom_components.energy_telemetry.const import DOMAIN
+from custom_components.energy_telemetry.coordinator_novacore import NovacoreGroup
+
+from .conftest import SITE_ID, Novacore
+from .test_novacore_stream import send, setup_fast
+
+TS = 1709740800000
+
+DEVICES: list[dict[str, Any]] = [
+    {
+        "id": "dev-inv",
+        "name": "Sungrow Inverter",
+        "type": "inverter",
+        "hardware_id": "SN12345",
+        "ders": [
+            {"id": "der-pv", "name": "pv-array", "type": "solar"},
+            {"id": "der-bat", "name": "battery_1", "type": "battery"},
+            {"id": "der-inv", "name": "inverter", "type": "inverter"},
+        ],
+    },
+    {
+        "id": "dev-meter",
+        "name": "Kamstrup Meter",
+        "type": "meter",
+        "hardware_id": "KM-77",
+        "ders": [{"id": "der-meter", "name": "grid-meter", "type": "meter"}],
+    },
+    {
+        "id": "dev-evc",
+        "name": "Wallbox",
+        "type": "charger",
+        "hardware_id": "EVC-1",
+        "ders": [{"id": "der-evc", "name": "garage-charger", "type": "v2x_charger"}],
+    },
+]
+
+EV = {
+    "type": "v2x_charger",
+    "der_id": "der-evc",
+    "W": 7400,
+    "A": 10.7,
+    "V": 230.5,
+    "Hz": 50.01,
+    "L1_V": 230,
+    "L1_A": 10.7,
+    "L1_W": 2466,
+    "dc_W": 7100,
+    "dc_V": 400,
+    "dc_A": 17.75,
+    "vehicle_soc_fract": 0.42,
+    "ev_target_energy_req_Wh": 28500,
+    "ev_max_energy_req_Wh": 43500,
+    "ev_min_energy_req_Wh": 9000,
+    "session_charge_Wh": 3500,
+    "session_discharge_Wh": 0,
+    "total_charge_Wh": 1250000,
+    "total_discharge_Wh": 80000,
+    "status": "charging",
+    "protocol": "ISO15118-20",
+    "control_mode": "dynamic",
+    "plug_connected": True,
+    "upper_limit_W": [1380, 0, 11000],
+    "lower_limit_W": [-10000, 0, -1380],
+    "timestamp": TS,
+}
+INVERTER = {
+    "type": "inverter",
+    "der_id": "der-inv",
+    "W": -4200,
+    "VA": 4300,
+    "VAR": -150,
+    "Hz": 49.98,
+    "dc_W": -4350,
+    "dc_V": 620,
+    "dc_A": -7.0,
+    "heatsink_C": 41.5,
+    "L1_V": 231,
+    "L1_A": -6.1,
+    "L1_W": -1400,
+    "rated_power_W": 10000,
+    "rated_power_VA": 10000,
+    "phases": 3,
+    "timestamp": TS,
+}
+
+
+def registry_state(hass: HomeAssistant, der: str, key: str, domain: str = "sensor") -> State:
+    """Return the state of a DER's entity found by its unique id (the public contract)."""
+    entity_id = er.async_get(hass).async_get_entity_id(domain, DOMAIN, f"{SITE_ID}_{der}_{key}")
+    assert entity_id is not None, (der, key)
+    state = hass.states.get(entity_id)
+    assert state is not None, entity_id
+    return state
+
+
+def _device(hass: HomeAssistant, entry: Any, identifier: str) -> dr.DeviceEntry:
+    """Find one of the entry's devices by identifier (the same way on every release)."""
+    for device in dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id):
+        if (DOMAIN, identifier) in device.identifiers:
+            return device
+    raise AssertionError(identifier)
+
+
+def number(hass: HomeAssistant, der: str, key: str) -> float:
+    return float(registry_state(hass, der, key).state)
+
+
+async def _setup(hass: HomeAssistant, novacore: Novacore) -> Any:
+    novacore.server.set_devices(SITE_ID, DEVICES)
+    return await setup_fast(hass, novacore)
+
+
+# --- EV charger ---------------------------------------------------------------------------------
+
+
+async def test_ev_charger(hass: HomeAssistant, novacore: Novacore) -> None:
+    """A V2X charger: a device with power, status, plug, vehicle SoC, counters, limits."""
+    entry = await _setup(hass, novacore)
+    await send(hass, novacore, entry, EV)
+    der = "der-evc"
+    expected = {
+        "power": 7400,
+        "current": 10.7,
+        "voltage": 230.5,
+        "frequency": 50.01,
+        "l1_voltage": 230,
+        "l1_current": 10.7,
+        "l1_power": 2466,
+        "dc_power": 7100,
+        "dc_voltage": 400,
+        "dc_current": 17.75,
+        "vehicle_state_of_charge": 42,
+        "target_energy_request": 28.5,
+        "maximum_energy_request": 43.5,
+        "minimum_energy_request": 9,
+        "session_energy_charged": 3.5,
+        "session_energy_discharged": 0,
+        "energy_charged": 1250,
+        "energy_discharged": 80,
+        "charge_limit": 11000,
+        "discharge_limit": 10000,
+    }
+    for key, value in expected.items():
+        assert number(hass, der, key) == pytest.approx(value), key
+
+    status = registry_state(hass, der, "status")
+    assert status.state == "charging"
+    assert status.attributes["device_class"] == "enum"
+    assert status.attributes["options"] == [
+        "charging",
+        "discharging",
+        "sleeping",
+        "error",
+        "not_ready",
+        "suspended",
+        "available",
+        "preparing",
+        "idle",
+    ]
+    assert status.attributes["friendly_name"] == "garage-charger Status"
+    plug = registry_state(hass, der, "plug_connected", "binary_sensor")
+    assert plug.state == "on"
+    assert plug.attributes["device_class"] == "plug"
+    assert registry_state(hass, der, "protocol").state == "ISO15118-20"
+    assert registry_state(hass, der, "control_mode").state == "dynamic"
+
+    registry = er.async_get(hass)
+    for key in ("protocol", "control_mode"):
+        entity_id = registry.async_get_entity_id("sensor", DOMAIN, f"{SITE_ID}_{der}_{key}")
+        assert registry.async_get(entity_id).entity_category is er.EntityCategory.DIAGNOSTIC
+    for key in ("energy_charged", "energy_discharged"):
+        attributes = registry_state(hass, der, key).attributes
+        assert attributes["device_class"] == "energy"
+        assert attributes["state_class"] == "total_increasing"
+        assert attributes["unit_of_measurement"] == "kWh"
+    for key in ("target_energy_request", "maximum_energy_request", "minimum_energy_request"):
+        attributes = registry_state(hass, der, key).attributes
+        assert attributes["device_class"] == "energy_storage"
+        assert attributes["state_class"] == "measurement"
+    soc = registry_state(hass, der, "vehicle_state_of_charge").attributes
+    assert (soc["device_class"], soc["unit_of_measurement"]) == ("battery", "%")
+    power = registry_state(hass, der, "power").attributes
+    assert (power["device_class"], power["state_class"]) == ("power", "measurement")
+
+    devices = dr.async_get(hass)
+    device = _device(hass, entry, f"{SITE_ID}_{der}")
+    assert device.name == "garage-charger"
+    assert devices.async_get(device.via_device_id).name == "Wallbox"
+
+    # Vehicle-to-grid: negative power, discharging; then unplugged.
+    await send(
+        hass,
+        novacore,
+        entry,
+        {
+            **EV,
+            "W": -5000,
+            "A": -7.2,
+            "status": "discharging",
+            "session_discharge_Wh": 400,
+            "timestamp": TS + 1000,
+        },
+    )
+    assert number(hass, der, "power") == -5000
+    assert number(hass, der, "current") == -7.2
+    assert registry_state(hass, der, "status").state == "discharging"
+    assert number(hass, der, "session_energy_discharged") == 0.4
+    await send(
+        hass,
+        novacore,
+        entry,
+        {**EV, "W": 0, "status": "unavailable", "plug_connected": False, "timestamp": TS + 2000},
+    )
+    assert registry_state(hass, der, "status").state == "not_ready"
+    assert registry_state(hass, der, "plug_connected", "binary_sensor").state == "off"
+    for older in ("suspended", "available", "preparing", "idle", "Sleeping", "error"):
+        await send(hass, novacore, entry, {"type": "v2x_charger", "der_id": der, "status": older})
+        assert registry_state(hass, der, "status").state == older.lower()
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_ev_charger_unknown_status(
+    hass: HomeAssistant, novacore: Novacore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An unknown status shows as unknown (never the last known one), logged once, counted."""
+    caplog.set_level(logging.DEBUG, logger="custom_components.energy_telemetry")
+    entry = await _setup(hass, novacore)
+    coordinator = entry.runtime_data
+    await send(hass, novacore, entry, EV)
+    for index in range(3):
+        await send(
+            hass,
+            novacore,
+            entry,
+            {**EV, "status": "finishing", "control_mode": "eco", "timestamp": TS + 1 + index},
+        )
+    assert registry_state(hass, "der-evc", "status").state == STATE_UNKNOWN
+    assert registry_state(hass, "der-evc", "control_mode").state == STATE_UNKNOWN
+    assert coordinator.unknown_texts == {"ev_charger.status": 3, "ev_charger.control_mode": 3}
+    lines = [r.getMessage() for r in caplog.records if "not a known value" in r.getMessage()]
+    assert len(lines) == 2, lines
+    assert "'finishing'" in lines[0]
+    assert number(hass, "der-evc", "power") == 7400  # the rest of the reading is applied
+    await send(hass, novacore, entry, {**EV, "status": "sleeping", "timestamp": TS + 10})
+    assert registry_state(hass, "der-evc", "status").state == "sleeping"
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_ev_session_counters_restart(hass: HomeAssistant, novacore: Novacore) -> None:
+    """A session counter restarts from 0 each session (confirmed by the next reading); a lone
+    low reading is a glitch; the lifetime totals never go back."""
+    entry = await _setup(hass, novacore)
+    base = {"type": "v2x_charger", "der_id": "der-evc"}
+    steps = [
+        ({"session_charge_Wh": 12000, "total_charge_Wh": 500000}, 12.0),
+        ({"session_charge_Wh": 0, "total_charge_Wh": 500000}, 12.0),  # a new session? not yet
+        ({"session_charge_Wh": 150, "total_charge_Wh": 500150}, 0.15),  # confirmed
+        ({"session_charge_Wh": 10, "total_charge_Wh": 400000}, 0.15),  # glitch: both held
+        ({"session_charge_Wh": 400, "total_charge_Wh": 500400}, 0.4),
+    ]
+    for index, (fields, shown) in enumerate(steps):
+        await send(hass, novacore, entry, {**base, **fields, "timestamp": TS + index})
+        assert number(hass, "der-evc", "session_energy_charged") == pytest.approx(shown), index
+    assert number(hass, "der-evc", "energy_charged") == pytest.approx(500.4)
+    attributes = registry_state(hass, "der-evc", "session_energy_charged").attributes
+    assert attributes["state_class"] == "total_increasing"
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+# --- inverter ---------------------------------------------------------------------------------
+
+
+async def test_inverter(hass: HomeAssistant, novacore: Novacore) -> None:
+    """An inverter's AC output shows positive; DC and phase values follow it."""
+    entry = await _setup(hass, novacore)
+    await send(hass, novacore, entry, INVERTER)
+    der = "der-inv"
+    expected = {
+        "power": 4200,
+        "apparent_power": 4300,
+        "reactive_power": -150,
+        "frequency": 49.98,
+        "dc_power": 4350,
+        "dc_voltage": 620,
+        "dc_current": 7.0,
+        "heatsink_temperature": 41.5,
+        "l1_voltage": 231,
+        "l1_current": 6.1,
+        "l1_power": 1400,
+        "rated_power": 10000,
+        "rated_apparent_power": 10000,
+        "phases": 3,
+    }
+    for key, value in expected.items():
+        assert number(hass, der, key) == pytest.approx(value), key
+    units = {
+        "apparent_power": ("apparent_power", "VA"),
+        "reactive_power": ("reactive_power", "var"),
+        "heatsink_temperature": ("temperature", "°C"),
+        "dc_current": ("current", "A"),
+    }
+    for key, (device_class, unit) in units.items():
+        attributes = registry_state(hass, der, key).attributes
+        assert (attributes["device_class"], attributes["unit_of_measurement"]) == (
+            device_class,
+            unit,
+        )
+    registry = er.async_get(hass)
+    for key in ("rated_power", "rated_apparent_power", "phases"):
+        entity_id = registry.async_get_entity_id("sensor", DOMAIN, f"{SITE_ID}_{der}_{key}")
+        assert registry.async_get(entity_id).entity_category is er.EntityCategory.DIAGNOSTIC
+    # Drawing from the grid (charging a battery from it): negative.
+    await send(hass, novacore, entry, {**INVERTER, "W": 800, "L1_W": 270, "timestamp": TS + 1})
+    assert number(hass, der, "power") == -800
+    assert number(hass, der, "l1_power") == -270
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+# --- battery and PV additions ---------------------------------------------------------------------
+
+
+async def test_battery_and_pv_fields(hass: HomeAssistant, novacore: Novacore) -> None:
+    entry = await _setup(hass, novacore)
+    await send(
+        hass,
+        novacore,
+        entry,
+        {
+            "type": "battery",
+            "der_id": "der-bat",
+            "W": 1000,
+            "temperature_C": 24.5,
+            "heatsink_C": 38,
+            "SoH_fract": 0.97,
+            "available_charge_Wh": 4200,
+            "available_discharge_Wh": 3800,
+            "upper_limit_W": 5000,
+            "lower_limit_W": -4000,
+            "rated_power_W": 5000,
+            "capacity_kWh": 10.5,
+            "min_soc_fract": 0.1,
+            "max_soc_fract": 0.95,
+            "timestamp": TS,
+        },
+    )
+    battery = {
+        "power": -1000,
+        "temperature": 24.5,
+        "heatsink_temperature": 38,
+        "state_of_health": 97,
+        "available_charge_energy": 4.2,
+        "available_discharge_energy": 3.8,
+        "charge_limit": 5000,
+        "discharge_limit": 4000,
+        "rated_power": 5000,
+        "capacity": 10.5,
+        "min_state_of_charge": 10,
+        "max_state_of_charge": 95,
+    }
+    for key, value in battery.items():
+        assert number(hass, "der-bat", key) == pytest.approx(value), key
+    for key in ("available_charge_energy", "available_discharge_energy"):
+        attributes = registry_state(hass, "der-bat", key).attributes
+        assert attributes["device_class"] == "energy_storage"
+    # FTW's flat wire sends the capacity in Wh: one sensor, the same unit.
+    await send(
+        hass,
+        novacore,
+        entry,
+        {"type": "battery", "der_id": "der-bat", "capacity_Wh": 13500, "timestamp": TS + 1},
+    )
+    assert number(hass, "der-bat", "capacity") == 13.5
+
+    await send(
+        hass,
+        novacore,
+        entry,
+        {
+            "type": "solar",
+            "der_id": "der-pv",
+            "W": -3000,
+            "heatsink_C": 45,
+            "lower_limit_W": -6000,
+            "installed_power_W": 8000,
+            "mppts": [{"V": 400, "A": -5, "W": -2000}, {"V": 380, "A": -2.6, "W": -1000}],
+            "timestamp": TS,
+        },
+    )
+    pv = {
+        "power": 3000,
+        "heatsink_temperature": 45,
+        "curtailment_limit": 6000,
+        "installed_power": 8000,
+        "mppt1_voltage": 400,
+        "mppt1_current": 5,
+        "mppt1_power": 2000,
+        "mppt2_power": 1000,
+    }
+    for key, value in pv.items():
+        assert number(hass, "der-pv", key) == pytest.approx(value), key
+    assert registry_state(hass, "der-pv", "mppt2_power").attributes["friendly_name"] == (
+        "pv-array MPPT 2 power"
+    )
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+# --- how a reading without a DER id finds its DER -----------------------------------------------
+
+
+async def test_device_sn_matches_hardware_id(hass: HomeAssistant, novacore: Novacore) -> None:
+    """The data-models' shape has no DER id: its `device_sn` and type find the DER."""
+    entry = await _setup(hass, novacore)
+    for der_type, device_sn, state in (
+        ("battery", "SN12345", {"W": 500}),
+        ("solar", "SN12345", {"W": -1000}),
+        ("inverter", "SN12345", {"W": -900}),
+        ("meter", "KM-77", {"W": 300}),
+        ("v2x_charger", "EVC-1", {"W": 7000, "status": "charging"}),
+    ):
+        await send(
+            hass,
+            novacore,
+            entry,
+            {"type": der_type, "device_sn": device_sn, "state": {**state, "timestamp": TS}},
+        )
+    assert number(hass, "der-bat", "power") == -500
+    assert number(hass, "der-pv", "power") == 1000
+    assert number(hass, "der-inv", "power") == 900
+    assert number(hass, "der-meter", "power") == 300
+    assert number(hass, "der-evc", "power") == 7000
+    coordinator = entry.runtime_data
+    assert set(coordinator.data) == {"der-bat", "der-pv", "der-inv", "der-meter", "der-evc"}
+
+    # A known device without a DER of the reading's type: a DER of its own under that device.
+    await send(hass, novacore, entry, {"type": "meter", "device_sn": "SN12345", "state": {"W": 5}})
+    assert number(hass, "meter_sn12345", "power") == 5
+    devices = dr.async_get(hass)
+    device = _device(hass, entry, f"{SITE_ID}_meter_sn12345")
+    assert device.name == "Meter SN12345"
+    assert devices.async_get(device.via_device_id).name == "Sungrow Inverter"
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_device_sn_before_type_and_make(hass: HomeAssistant, novacore: Novacore) -> None:
+    """Several DERs of a type and serials the device list does not know: told apart by serial,
+    not merged by make; a serial the list does not know with a single DER of the type: that DER."""
+    devices = [
+        {
+            "id": "dev-a",
+            "name": "East inverter",
+            "type": "inverter",
+            "hardware_id": "SN-A",
+            "ders": [{"id": "der-east", "name": "East roof", "type": "solar"}],
+        },
+        {
+            "id": "dev-b",
+            "name": "West inverter",
+            "type": "inverter",
+            "hardware_id": "SN-B",
+            "ders": [{"id": "der-west", "name": "West roof", "type": "solar"}],
+        },
+        {
+            "id": "dev-bat",
+            "name": "Battery box",
+            "type": "battery",
+            "ders": [{"id": "der-bat", "name": "battery_1", "type": "battery"}],
+        },
+    ]
+    novacore.server.set_devices(SITE_ID, devices)
+    entry = await setup_fast(hass, novacore)
+    for sn, watts in (("SN-A", -100), ("SN-B", -200), ("SN-X", -300), ("SN-Y", -400)):
+        await send(
+            hass,
+            novacore,
+            entry,
+            {"type": "pv", "make": "Sungrow", "device_sn": sn, "W": watts, "timestamp": TS},
+        )
+    await send(hass, novacore, entry, {"type": "battery", "device_sn": "BAT-9", "W": 50})
+    assert number(hass, "der-east", "power") == 100
+    assert number(hass, "der-west", "power") == 200
+    assert number(hass, "pv_sn_x", "power") == 300
+    assert number(hass, "pv_sn_y", "power") == 400
+    assert number(hass, "der-bat", "power") == -50
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+# --- the wire factor ----------------------------------------------------------------------------
+
+
+async def test_wire_sign_rewrites_at_once(hass: HomeAssistant, novacore: Novacore) -> None:
+    """An inverted wire: every signed value is rewritten from its last raw value at once, the
+    limits trade places; unsigned values stay; later readings follow the factor."""
+    entry = await _setup(hass, novacore)
+    coordinator = entry.runtime_data
+    battery = {
+        "type": "battery",
+        "der_id": "der-bat",
+        "W": 1200,  # as documented: charging
+        "A": 23.4,
+        "V": 51.2,
+        "SoC_nom_fract": 0.5,
+        "upper_limit_W": 5000,
+        "lower_limit_W": -4000,
+        "total_charge_Wh": 1000,
+        "timestamp": TS,
+    }
+    await send(hass, novacore, entry, battery)
+    assert number(hass, "der-bat", "power") == -1200
+    assert number(hass, "der-bat", "charge_limit") == 5000
+    assert number(hass, "der-bat", "discharge_limit") == 4000
+
+    coordinator.async_set_wire_sign("der-bat", -1)  # the wire says -W = charging
+    await hass.async_block_till_done()
+    assert number(hass, "der-bat", "power") == 1200  # discharging
+    assert number(hass, "der-bat", "current") == 23.4
+    assert number(hass, "der-bat", "voltage") == 51.2
+    assert number(hass, "der-bat", "state_of_charge") == 50
+    assert number(hass, "der-bat", "energy_charged") == 1
+    # Under the inverted wire the upper limit is the discharge limit.
+    assert number(hass, "der-bat", "charge_limit") == 4000
+    assert number(hass, "der-bat", "discharge_limit") == 5000
+    group = coordinator.data["der-bat"]
+    assert isinstance(group, NovacoreGroup)
+    assert group.raw == {"W": 1200.0, "A": 23.4, "upper_limit_W": 5000.0, "lower_limit_W": -4000.0}
+
+    await send(hass, novacore, entry, {**battery, "W": -300, "timestamp": TS + 1})
+    assert number(hass, "der-bat", "power") == -300  # charging under the inverted wire
+    assert number(hass, "der-bat", "charge_limit") == 4000
+
+    coordinator.async_set_wire_sign("der-bat", 1)
+    await hass.async_block_till_done()
+    assert number(hass, "der-bat", "power") == 300
+    assert number(hass, "der-bat", "charge_limit") == 5000
+    coordinator.async_set_wire_sign("der-bat", 1)  # unchanged: nothing to do
+
+    with pytest.raises(ValueError, match="wire factor"):
+        coordinator.async_set_wire_sign("der-bat", 0)
+    with pytest.raises(KeyError):
+        coordinator.async_set_wire_sign("der-nope", -1)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_wire_sign_limit_without_its_pair(hass: HomeAssistant, novacore: Novacore) -> None:
+    """A limit whose field moved to the other limit goes unavailable rather than stay wrong."""
+    entry = await _setup(hass, novacore)
+    coordinator = entry.runtime_data
+    await send(
+        hass,
+        novacore,
+        entry,
+        {"type": "battery", "der_id": "der-bat", "W": 10, "upper_limit_W": 5000, "timestamp": TS},
+    )
+    assert number(hass, "der-bat", "charge_limit") == 5000
+    coordinator.async_set_wire_sign("der-bat", -1)
+    await hass.async_block_till_done()
+    assert registry_state(hass, "der-bat", "charge_limit").state == STATE_UNAVAILABLE
+    assert number(hass, "der-bat", "discharge_limit") == 5000
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_wire_sign_of_every_type(hass: HomeAssistant, novacore: Novacore) -> None:
+    """Every signed value of a meter, PV, inverter and EV charger follows its DER's factor;
+    a default per type applies to DERs seen later; diagnostics show the factor."""
+    entry = await _setup(hass, novacore)
+    coordinator = entry.runtime_data
+    coordinator.wire_signs["meter"] = -1
+    await send(
+        hass,
+        novacore,
+        entry,
+        {
+            "type": "meter",
+            "der_id": "der-meter",
+            "W": -850,
+            "L1_W": -850,
+            "L1_A": -3.7,
+            "L1_V": 230,
+        },
+    )
+    assert number(hass, "der-meter", "power") == 850  # importing, inverted wire
+    assert number(hass, "der-meter", "l1_power") == 850
+    assert number(hass, "der-meter", "l1_current") == 3.7
+    assert number(hass, "der-meter", "l1_voltage") == 230
+    await send(hass, novacore, entry, {**EV, "W": 7400})
+    await send(hass, novacore, entry, INVERTER)
+    await send(
+        hass,
+        novacore,
+        entry,
+        {"type": "pv", "der_id": "der-pv", "W": -2000, "mppt1_A": -5, "lower_limit_W": -6000},
+    )
+    for der in ("der-evc", "der-inv", "der-pv"):
+        coordinator.async_set_wire_sign(der, -1)
+    await hass.async_block_till_done()
+    assert number(hass, "der-evc", "power") == -7400
+    assert number(hass, "der-evc", "dc_power") == -7100
+    assert number(hass, "der-evc", "charge_limit") == 10000
+    assert number(hass, "der-evc", "discharge_limit") == 11000
+    assert number(hass, "der-evc", "vehicle_state_of_charge") == 42
+    assert number(hass, "der-inv", "power") == -4200
+    assert number(hass, "der-inv", "dc_current") == -7
+    assert number(hass, "der-inv", "reactive_power") == -150  # not signed
+    assert number(hass, "der-pv", "power") == -2000
+    assert number(hass, "der-pv", "mppt1_current") == -5
+    assert number(hass, "der-pv", "curtailment_limit") == -6000
+    diagnostics = coordinator.diagnostics()
+    assert diagnostics["groups"]["der-meter"]["wire_sign"] == -1
+    assert diagnostics["groups"]["der-pv"]["wire_sign"] == -1
+    assert diagnostics["groups"]["der-pv"]["der_type"] == "pv"
+    assert diagnostics["groups"]["der-evc"]["der_type"] == "ev_charger"
+    assert await hass.config_entries.async_unload(entry.entry_id)
