@@ -40,6 +40,8 @@ class RefusingBroker:
         self.port = 0
         self.subscriptions: list[bytes] = []
         self.connections = 0
+        self.open_connections = 0
+        self._writers: set[asyncio.StreamWriter] = set()
         self._server: asyncio.Server | None = None
 
     async def __aenter__(self) -> Self:
@@ -52,12 +54,16 @@ class RefusingBroker:
         """Stop listening."""
         assert self._server is not None
         self._server.close()
+        for writer in self._writers:  # a client that never closes must not hold the test
+            writer.close()
         with contextlib.suppress(Exception):
             await self._server.wait_closed()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         username: str | None = None
         self.connections += 1
+        self.open_connections += 1
+        self._writers.add(writer)
         try:
             while True:
                 header = await reader.readexactly(1)
@@ -88,4 +94,6 @@ class RefusingBroker:
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
+            self.open_connections -= 1
+            self._writers.discard(writer)
             writer.close()

@@ -17,6 +17,7 @@ import threading
 import time
 from typing import Any, Final, cast
 import uuid
+import weakref
 
 import aiomqtt
 
@@ -352,6 +353,19 @@ def _make_client(
     return client
 
 
+@dataclass(slots=True)
+class _SocketGuard:
+    """What the loop knows of a client's socket, which paho opens in an executor thread."""
+
+    opened: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once the thread has opened the socket."""
+    abandoned: bool = False
+    """Set when the connection attempt was given up: its socket is never read or written."""
+
+
+_GUARDS: weakref.WeakKeyDictionary[aiomqtt.Client, _SocketGuard] = weakref.WeakKeyDictionary()
+
+
 def _guard_socket_registration(client: aiomqtt.Client) -> None:
     """Register paho's socket reader and writer only if the socket is still open by then.
 
@@ -363,9 +377,13 @@ def _guard_socket_registration(client: aiomqtt.Client) -> None:
     paho_client = client._client  # noqa: SLF001
     loop = asyncio.get_running_loop()
     loop_thread = threading.get_ident()
+    guard = _SocketGuard()
+    _GUARDS[client] = guard
 
     def current(sock: Any) -> bool:
-        return bool(sock.fileno() >= 0 and paho_client._sock is sock)  # noqa: SLF001
+        return bool(
+            not guard.abandoned and sock.fileno() >= 0 and paho_client._sock is sock  # noqa: SLF001
+        )
 
     def failed(exc: Exception) -> None:
         disconnected = client._disconnected  # noqa: SLF001
@@ -392,6 +410,7 @@ def _guard_socket_registration(client: aiomqtt.Client) -> None:
 
     def opened(_client: Any, _userdata: Any, sock: Any) -> None:
         def add() -> None:
+            guard.opened.set()
             if current(sock):
                 loop.add_reader(sock.fileno(), read)
                 client._misc_task = loop.create_task(client._misc_loop())  # noqa: SLF001
@@ -463,15 +482,40 @@ async def _disconnect(client: aiomqtt.Client) -> None:
 
 async def _connect(client: aiomqtt.Client) -> None:
     """Connect; on failure, leave nothing behind that could touch the socket later."""
+    attempt = asyncio.ensure_future(client.__aenter__())
     try:
-        await client.__aenter__()
+        await asyncio.shield(attempt)
     except aiomqtt.MqttError as err:
         await _discard(client)
         raise _connect_error(err) from err
+    except asyncio.CancelledError:
+        await _abandon(client, attempt)
+        raise
     except BaseException:
-        # Cancelled or timed out while connecting
         await _discard(client)
         raise
+
+
+async def _abandon(client: aiomqtt.Client, attempt: asyncio.Future[Any]) -> None:
+    """Close the socket of a cancelled connection attempt once paho's thread has opened it.
+
+    Cancelling does not stop paho's socket connect, which runs in an executor thread: a socket
+    closed now could be replaced by the one that thread opens a moment later, which would stay
+    open. Nothing on the abandoned socket is read, so no message is applied, let alone
+    acknowledged, by a connection that is going away: the persistent session keeps it.
+    """
+    guard = _GUARDS[client]
+    guard.abandoned = True
+    opened = asyncio.ensure_future(guard.opened.wait())
+    await asyncio.wait(
+        [attempt, opened], timeout=float(client.timeout), return_when=asyncio.FIRST_COMPLETED
+    )
+    for future in (attempt, opened):
+        future.cancel()
+    await asyncio.wait([attempt, opened])
+    if not attempt.cancelled():
+        attempt.exception()  # retrieved: why it failed no longer matters
+    await _discard(client)
 
 
 async def _subscribe(client: aiomqtt.Client, topic_filter: str) -> None:
@@ -684,18 +728,10 @@ class AinsiteConnection:
             self._timeout,
             on_message=self._on_paho_message,
         )
+        was_out = self._in_outage
         await _connect(client)
         try:
-            # Up from the CONNACK on: the persistent session delivers what it kept right away,
-            # before the SUBACK.
-            self.connects += 1
-            self.connected = True
-            was_out = self._in_outage
-            self._in_outage = False
-            try:
-                self._on_connected()
-            except Exception:
-                _LOGGER.exception("Error in the Ainsite connect callback")
+            self._up()
             try:
                 await _subscribe(client, self.topic_filter)
             except AinsiteSubscribeError:
@@ -722,6 +758,23 @@ class AinsiteConnection:
             # on cancellation this still sends a clean DISCONNECT
             await _disconnect(client)
 
+    def _up(self) -> None:
+        """Report the connection up, once per connection.
+
+        Up from the CONNACK on: the persistent session delivers what it kept right away, before
+        the SUBACK, and a message may be decoded in the same read as the CONNACK, before the
+        connect returns; its reading must find the connection up.
+        """
+        if self.connected:
+            return
+        self.connects += 1
+        self.connected = True
+        self._in_outage = False
+        try:
+            self._on_connected()
+        except Exception:
+            _LOGGER.exception("Error in the Ainsite connect callback")
+
     def _notify_subscription(self) -> None:
         if self._on_subscription is not None:
             try:
@@ -732,6 +785,7 @@ class AinsiteConnection:
     def _on_paho_message(self, _client: Any, _userdata: Any, message: Any) -> None:
         """Apply a message as it arrives; paho acknowledges it (QoS 1) once this returns."""
         self.messages += 1
+        self._up()
         try:
             self._on_message(message.topic, message.payload)
         except Exception:
