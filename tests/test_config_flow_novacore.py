@@ -41,7 +41,7 @@ async def test_full_flow_with_key(hass: HomeAssistant, novacore: Novacore) -> No
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == SITE_NAME
     assert result["result"].unique_id == SITE_ID
-    assert not result["result"].supports_options  # register mapping is Ainsite's only
+    assert result["result"].supports_options  # the power signs per DER type
     assert result["data"] == {
         "source": "novacore",
         "api_url": novacore.url,

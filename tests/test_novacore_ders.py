@@ -522,7 +522,9 @@ async def test_wire_sign_rewrites_at_once(hass: HomeAssistant, novacore: Novacor
     assert number(hass, "der-bat", "charge_limit") == 5000
     assert number(hass, "der-bat", "discharge_limit") == 4000
 
-    coordinator.async_set_wire_sign("der-bat", -1)  # the wire says -W = charging
+    # The wire says -W = charging (as the sign engine decides, here the user's choice).
+    coordinator.signs.set_overrides({"battery": "inverted"})
+    coordinator.async_set_wire_sign("der-bat", -1)
     await hass.async_block_till_done()
     assert number(hass, "der-bat", "power") == 1200  # discharging
     assert number(hass, "der-bat", "current") == 23.4
@@ -540,6 +542,7 @@ async def test_wire_sign_rewrites_at_once(hass: HomeAssistant, novacore: Novacor
     assert number(hass, "der-bat", "power") == -300  # charging under the inverted wire
     assert number(hass, "der-bat", "charge_limit") == 4000
 
+    coordinator.signs.set_overrides({"battery": "documented"})
     coordinator.async_set_wire_sign("der-bat", 1)
     await hass.async_block_till_done()
     assert number(hass, "der-bat", "power") == 300
@@ -576,7 +579,7 @@ async def test_wire_sign_of_every_type(hass: HomeAssistant, novacore: Novacore) 
     a default per type applies to DERs seen later; diagnostics show the factor."""
     entry = await _setup(hass, novacore)
     coordinator = entry.runtime_data
-    coordinator.wire_signs["meter"] = -1
+    coordinator.signs.set_overrides({"meter": "inverted"})  # as the options flow sets it
     await send(
         hass,
         novacore,

@@ -112,12 +112,8 @@ async def sites(socket_enabled: None, request: pytest.FixtureRequest) -> AsyncGe
 async def test_both_wires_give_identical_states(hass: HomeAssistant, sites: list[Site]) -> None:
     """The documented and the legacy wire of one site: every state and attribute the same.
 
-    The legacy wire inverts the battery's and the meter's signs. Deciding that from the DERs'
-    energy counters is the sign-evidence engine's job; until it is wired in, this test sets the
-    legacy run's factors itself through `async_set_wire_sign`, after the first readings, which
-    also shows that a changed factor rewrites the shown values at once.
-    TODO(lead): drop the explicit calls below once the evidence-based decision is in place and
-    assert that it reaches the same factors.
+    The legacy wire inverts the battery's and the meter's signs: each DER's energy counters prove
+    it within the first simulated minutes, and the values shown are then the documented run's.
     """
     documented, legacy = sites
     assert (documented.wire, legacy.wire) == ("documented", "legacy")
@@ -125,15 +121,19 @@ async def test_both_wires_give_identical_states(hass: HomeAssistant, sites: list
         await site.start(hass)
         await site.step(0)
 
-    coordinator = legacy.entry.runtime_data
-    for der_type in ("battery", "meter"):
-        coordinator.async_set_wire_sign(legacy.model.der_ids[der_type], -1)
-
     for _ in range(STEPS):
         for site in sites:
             await site.step(STEP_SECONDS)
     await hass.async_block_till_done()
 
+    # The signs were decided from the counters, not assumed: inverted where the legacy wire is.
+    for site in sites:
+        signs = site.entry.runtime_data.signs
+        for der_type in ("battery", "meter", "pv"):
+            der = site.model.der_ids[der_type]
+            inverted = site.wire == "legacy" and der_type != "pv"
+            assert signs.factor(der, der_type) == (-1 if inverted else 1), (site.wire, der_type)
+            assert signs.status(der, der_type).value == "decided", (site.wire, der_type)
     one, other = (site.states(hass) for site in sites)
     assert len(one) > 80
     assert set(one) == set(other)

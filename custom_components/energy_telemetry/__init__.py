@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
+from typing import Any
+
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
+from .compat import OPTIONS_FLOW_RELOADS
 from .const import (
     CONF_API_URL,
     CONF_PRIVATE_KEY,
@@ -42,6 +46,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: EnergyTelemetryConfigEnt
             translation_key="unknown_source",
             translation_placeholders={"source": str(source)},
         )
+    if not OPTIONS_FLOW_RELOADS:
+        entry.async_on_unload(entry.add_update_listener(_async_options_updated(entry)))
     await coordinator.async_config_entry_first_refresh()
     entry.runtime_data = coordinator
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
@@ -72,6 +78,23 @@ def _novacore_coordinator(
         token=None if signer else data.get(CONF_TOKEN),
     )
     return NovacoreCoordinator(hass, entry, client, data[CONF_SITE_ID])
+
+
+def _async_options_updated(
+    entry: EnergyTelemetryConfigEntry,
+) -> Callable[[HomeAssistant, EnergyTelemetryConfigEntry], Coroutine[Any, Any, None]]:
+    """Return an update listener that reloads when the options changed (before 2025.8 only).
+
+    Newer releases reload from the options flow itself. Changes of the entry's data come from
+    reauthentication, reconfiguration and repairs, whose flows reload the entry themselves.
+    """
+    options = dict(entry.options)
+
+    async def _async_updated(hass: HomeAssistant, entry: EnergyTelemetryConfigEntry) -> None:
+        if dict(entry.options) != options:
+            hass.config_entries.async_schedule_reload(entry.entry_id)
+
+    return _async_updated
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: EnergyTelemetryConfigEntry) -> bool:

@@ -43,6 +43,7 @@ from .const import (
     CONF_CUSTOMER_ID,
     CONF_PRIVATE_KEY,
     CONF_REGISTERS,
+    CONF_SIGNS,
     CONF_SITE_ID,
     CONF_SOURCE,
     CONF_SUBSCRIPTION_ID,
@@ -53,6 +54,7 @@ from .const import (
     DEFAULT_API_URL,
     DOMAIN,
     LOGGER,
+    SIGN_DER_TYPES,
     SOURCE_AINSITE,
     SOURCE_NOVACORE,
 )
@@ -68,6 +70,7 @@ from .novacore import (
     load_signer,
 )
 from .registers import REGISTER_KINDS, UNITS_BY_KIND, async_tls_context
+from .sign_evidence import Override
 
 _PASSWORD = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
 _MULTILINE = TextSelector(TextSelectorConfig(multiline=True))
@@ -213,14 +216,10 @@ class EnergyTelemetryConfigFlow(ConfigFlow, domain=DOMAIN):
     @staticmethod
     @callback
     def async_get_options_flow(config_entry: EnergyTelemetryConfigEntry) -> OptionsFlow:
-        """Return the options flow (register mapping of Ainsite entries)."""
-        return RegisterOptionsFlow()
-
-    @classmethod
-    @callback
-    def async_supports_options_flow(cls, config_entry: EnergyTelemetryConfigEntry) -> bool:
-        """Only Ainsite entries have options."""
-        return config_entry.data.get(CONF_SOURCE) == SOURCE_AINSITE
+        """Return the options flow: register mapping (Ainsite) or power signs (Novacore)."""
+        if config_entry.data.get(CONF_SOURCE) == SOURCE_AINSITE:
+            return RegisterOptionsFlow()
+        return SignOptionsFlow()
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Choose the service."""
@@ -480,4 +479,38 @@ class RegisterOptionsFlow(ReloadingOptionsFlow):
             ),
             errors=errors,
             description_placeholders={"register": self._register},
+        )
+
+
+class SignOptionsFlow(ReloadingOptionsFlow):
+    """Choose, per DER type, how the sign of the wire's power is decided; the entry reloads."""
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Go to the sign choices (their own step: `init` names the register step's strings)."""
+        return await self.async_step_signs()
+
+    async def async_step_signs(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """One choice per DER type: automatic (from the DER's counters), as documented, inverted."""
+        if user_input is not None:
+            return self.async_create_entry(
+                data={**self.config_entry.options, CONF_SIGNS: dict(user_input)}
+            )
+        current: dict[str, str] = dict(self.config_entry.options.get(CONF_SIGNS, {}))
+        selector = SelectSelector(
+            SelectSelectorConfig(
+                options=[choice.value for choice in Override],
+                translation_key="sign",
+                mode=SelectSelectorMode.DROPDOWN,
+            )
+        )
+        return self.async_show_form(
+            step_id="signs",
+            data_schema=vol.Schema(
+                {
+                    vol.Required(
+                        der_type, default=current.get(der_type, Override.AUTOMATIC.value)
+                    ): selector
+                    for der_type in SIGN_DER_TYPES
+                }
+            ),
         )

@@ -19,6 +19,9 @@ CONF_PRIVATE_KEY: Final = "private_key"
 CONF_TOKEN: Final = "token"  # noqa: S105
 CONF_SITE_ID: Final = "site_id"
 DEFAULT_API_URL: Final = "https://novacore-mainnet.sourceful.dev"
+CONF_SIGNS: Final = "signs"
+"""Options: the user's sign choice per DER type (automatic, documented, inverted)."""
+SIGN_DER_TYPES: Final = ("pv", "battery", "meter", "ev_charger", "inverter")
 
 # Ainsite
 CONF_CUSTOMER_ID: Final = "customer_id"

@@ -20,7 +20,6 @@ from .ainsite import (
     parse_payload,
     parse_topic,
 )
-from .compat import OPTIONS_FLOW_RELOADS
 from .const import (
     CONF_CLIENT_ID,
     CONF_CUSTOMER_ID,
@@ -46,24 +45,7 @@ async def async_create_coordinator(
     hass: HomeAssistant, entry: EnergyTelemetryConfigEntry
 ) -> AinsiteCoordinator:
     """Build the coordinator, with a TLS context made off the event loop."""
-    coordinator = AinsiteCoordinator(
-        hass, entry, await async_tls_context(hass, entry.data[CONF_TLS])
-    )
-    if not OPTIONS_FLOW_RELOADS:
-
-        async def _async_entry_updated(
-            hass: HomeAssistant, entry: EnergyTelemetryConfigEntry
-        ) -> None:
-            """Reload when the register mapping changed (Home Assistant before 2025.8 only).
-
-            Newer releases reload from the options flow itself. Changes of the entry's data come
-            from reauthentication or reconfiguration, whose flows reload the entry themselves.
-            """
-            if dict(entry.options.get(CONF_REGISTERS, {})) != coordinator.mappings:
-                hass.config_entries.async_schedule_reload(entry.entry_id)
-
-        entry.async_on_unload(entry.add_update_listener(_async_entry_updated))
-    return coordinator
+    return AinsiteCoordinator(hass, entry, await async_tls_context(hass, entry.data[CONF_TLS]))
 
 
 class AinsiteCoordinator(PushCoordinator):

@@ -17,7 +17,7 @@ from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.update_coordinator import UpdateFailed
 
 from .compat import entry_device
-from .const import DOMAIN, LOGGER
+from .const import CONF_SIGNS, DOMAIN, LOGGER
 from .coordinator import (
     EnergyTelemetryConfigEntry,
     Group,
@@ -40,6 +40,7 @@ from .novacore import (
     describe,
 )
 from .repairs import SITE_NOT_FOUND, async_clear_issue, async_raise_issue
+from .sign_evidence import SignEngine
 from .storage import EntryStore
 
 TYPE_NAMES = {
@@ -58,6 +59,7 @@ DEVICE_LIST_INTERVAL: Final = timedelta(hours=6)
 NOT_FOUND_FOR_ISSUE: Final = 2
 """Consecutive 404 answers of the stream after which the site is reported as gone."""
 STORE_SECTION: Final = "device_list"
+SIGNS_SECTION: Final = "signs"
 
 
 def _slug(text: str) -> str:
@@ -118,8 +120,9 @@ class NovacoreCoordinator(PushCoordinator):
         self._devices_by_hardware_id: dict[str, Device] = {}
         self._routes: dict[tuple[str | None, str, str | None, str | None], NovacoreGroup] = {}
         """(der_id, der_type, make, device_sn) of a reading -> its DER's group."""
-        self.wire_signs: dict[str, int] = {}
-        """Wire factor by DER type for groups created from now on (default +1)."""
+        self.signs = SignEngine(overrides=entry.options.get(CONF_SIGNS) or {})
+        """Decides each DER's wire sign from its energy counters (or the user's choice)."""
+        self._signs_revision = 0
         self.unknown_texts: Counter[str] = Counter()
         """Text values not understood (e.g. an unknown charger status), by `type.field`."""
         self._site_device: dr.DeviceEntry
@@ -149,6 +152,9 @@ class NovacoreCoordinator(PushCoordinator):
             if isinstance(listed, list):
                 self._listed = {item for item in listed if isinstance(item, str)}
             self.store.provide(STORE_SECTION, lambda: sorted(self._listed))
+            self.signs.load(self.store.section(SIGNS_SECTION))
+            self._signs_revision = self.signs.revision
+            self.store.provide(SIGNS_SECTION, self.signs.as_dict)
         try:
             devices = await self.client.async_get_devices(self.site_id)
         except NovacoreAuthError as err:
@@ -423,7 +429,7 @@ class NovacoreCoordinator(PushCoordinator):
             f"{self.site_id}_{key}",
             info,
             reading.der_type,
-            self.wire_signs.get(reading.der_type, 1),
+            self.signs.factor(key, reading.der_type),
         )
         self.data[key] = group
         return group
@@ -446,6 +452,7 @@ class NovacoreCoordinator(PushCoordinator):
                 group.last_timestamp = timestamp
             came_back = group.seen(now)
             write = not came_back
+            self._observe_sign(group, reading)
             fields = group.fields
             inverted = group.sign < 0
             raw_values = group.raw
@@ -469,6 +476,26 @@ class NovacoreCoordinator(PushCoordinator):
                 self._apply_texts(group, reading.texts, timestamp, write)
             if came_back:
                 self._write_group(group)
+
+    def _observe_sign(self, group: NovacoreGroup, reading: Reading) -> None:
+        """Let the DER's counters prove its wire's sign; apply a new decision at once."""
+        signs = self.signs
+        key = group.key
+        values = reading.values
+        decision = signs.observe(key, reading.der_type, reading.timestamp, values.get("W"), values)
+        if decision is not None:
+            LOGGER.log(
+                decision.level,
+                "%s: %s: %s",
+                self.name,
+                group.device_info.get("name") or key,
+                decision.message,
+            )
+        if signs.revision != self._signs_revision:
+            self._signs_revision = signs.revision
+            self.store.async_schedule_save()
+        if (factor := signs.factor(key, reading.der_type)) != group.sign:
+            self.async_set_wire_sign(key, factor)
 
     def _apply_texts(
         self,
@@ -591,6 +618,7 @@ class NovacoreCoordinator(PushCoordinator):
             "devices_removed": self.devices_removed,
             "site_not_found_answers": self._not_found,
         }
+        data["signs"] = self.signs.diagnostics()
         for key, group in self.data.items():
             if isinstance(group, NovacoreGroup):
                 data["groups"][key]["der_type"] = group.der_type
