@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 import pytest
 
-from custom_components.energy_telemetry import novacore, totals
+from custom_components.energy_telemetry import energy_hours, novacore, totals
 from custom_components.energy_telemetry.novacore import (
     BACKOFF_MAX,
     MAX_LOGGED_CHARS,
@@ -963,6 +963,7 @@ def test_protocol_modules_do_not_import_homeassistant() -> None:
     files = {
         "standalone_novacore": Path(novacore.__file__),
         "standalone_totals": Path(totals.__file__),
+        "standalone_energy_hours": Path(energy_hours.__file__),
     }
     args = [str(item) for name, path in files.items() for item in (name, path)]
     result = subprocess.run(

@@ -22,6 +22,7 @@ from .const import (
     STREAM_GRACE_PERIOD,
     WATCHDOG_INTERVAL,
 )
+from .statistics import StatisticFeed, StatisticsImporter, async_statistic_feed
 from .totals import TotalGuard
 
 if TYPE_CHECKING:
@@ -54,6 +55,8 @@ class Point:
     last_reset: datetime | None = None
     guard: TotalGuard | None = None
     entity: EnergyTelemetrySensor | None = None
+    statistic: StatisticFeed | None = None
+    """Hourly statistic of an energy total, fed with every reading (statistics.py)."""
 
     @property
     def unique_id(self) -> str:
@@ -118,6 +121,7 @@ class PushCoordinator(DataUpdateCoordinator[dict[str, Group]]):
         self.down_reason = ""
         self._new_points_listener: Callable[[list[Point]], None] | None = None
         self.grace_period = STREAM_GRACE_PERIOD.total_seconds()
+        self.statistics: StatisticsImporter | None = None
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -160,6 +164,7 @@ class PushCoordinator(DataUpdateCoordinator[dict[str, Group]]):
     ) -> Point:
         """Create a point; its entity is added right away (or when the platform is ready)."""
         point = Point(description, group, guard=TotalGuard() if description.guarded else None)
+        point.statistic = async_statistic_feed(self, point)
         group.points[description.key] = point
         if self._new_points_listener is not None:
             self._new_points_listener([point])
@@ -175,6 +180,8 @@ class PushCoordinator(DataUpdateCoordinator[dict[str, Group]]):
         force: bool = False,
     ) -> None:
         """Apply a value to a point and write its entity if the shown state changed."""
+        if (statistic := point.statistic) is not None:
+            statistic(value, timestamp, point.last_reset)
         guard = point.guard
         if guard is not None:
             if not guard.accept(value, timestamp):  # type: ignore[arg-type]
@@ -277,7 +284,7 @@ class PushCoordinator(DataUpdateCoordinator[dict[str, Group]]):
 
     def diagnostics(self) -> dict[str, Any]:
         """Return the state of the coordinator for the diagnostics download."""
-        return {
+        data: dict[str, Any] = {
             "connected": self.connected,
             "connection_available": self.connection_available,
             "groups": {
@@ -304,3 +311,6 @@ class PushCoordinator(DataUpdateCoordinator[dict[str, Group]]):
                 for key, group in self.data.items()
             },
         }
+        if self.statistics is not None and self.statistics.enabled:
+            data["statistics"] = self.statistics.diagnostics()
+        return data
