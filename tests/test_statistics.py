@@ -14,8 +14,11 @@ from homeassistant.components.recorder.statistics import (
     list_statistic_ids,
     statistics_during_period,
 )
+from homeassistant.components.sensor import SensorDeviceClass, SensorStateClass
 from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.recorder import get_instance
 from homeassistant.util import dt as dt_util
 import pytest
@@ -23,9 +26,15 @@ from pytest_homeassistant_custom_component.common import async_fire_time_changed
 from pytest_homeassistant_custom_component.components.recorder.common import (
     async_wait_recording_done,
 )
+from sqlalchemy import text
 
 from custom_components.energy_telemetry import statistics as statistics_module
-from custom_components.energy_telemetry.statistics import StatisticsImporter
+from custom_components.energy_telemetry.descriptions import (
+    EnergyTelemetrySensorEntityDescription,
+    novacore_description,
+)
+from custom_components.energy_telemetry.registers import register_description
+from custom_components.energy_telemetry.statistics import StatisticsImporter, statistic_kind
 
 from .conftest import CUSTOMER_ID, SITE_ID, Novacore, wait_for
 from .test_ainsite_integration import setup_ainsite, topic, v1, v2
@@ -332,4 +341,129 @@ async def test_refused_import_is_logged_and_counted(
         await flush(hass, entry)
     assert importer.failed == 1
     assert "refused" in caplog.text
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+def test_which_totals_get_a_statistic() -> None:
+    energy = {"kind": "energy_meter", "unit": "Wh"}
+    assert statistic_kind(register_description("2", None)) == "meter"
+    assert statistic_kind(register_description("7", energy)) == "meter"
+    assert statistic_kind(register_description("7", {"kind": "energy_interval"})) == "interval"
+    assert statistic_kind(register_description("7", {"kind": "volume"})) is None
+    assert statistic_kind(register_description("7", {"kind": "power"})) is None
+    assert statistic_kind(novacore_description("battery", "total_charge_Wh")) == "meter"
+    assert statistic_kind(novacore_description("battery", "W")) is None
+    assert statistic_kind(novacore_description("battery", "available_charge_Wh")) is None
+    assert (
+        statistic_kind(
+            EnergyTelemetrySensorEntityDescription(
+                key="x",
+                device_class=SensorDeviceClass.ENERGY,
+                state_class=SensorStateClass.MEASUREMENT,
+            )
+        )
+        is None
+    )
+
+
+async def test_disabled_sensors_get_no_statistic(hass: HomeAssistant, novacore: Novacore) -> None:
+    """Disabled by default (an unknown total) or by the user: no statistic until enabled."""
+    entry = await setup_novacore(hass, novacore)
+    await novacore.push(
+        {"type": "meter", "total_import_Wh": 1.0, "total_other_Wh": 5.0, "timestamp": 1e12}
+    )
+    await wait_for(lambda: entry.runtime_data.statistics and entry.runtime_data.statistics.feeds)
+    importer = importer_of(entry)
+    assert [feed.point.description.key for feed in importer.feeds.values()] == ["energy_imported"]
+    registry = er.async_get(hass)
+    entity_id = registry.async_get_entity_id(
+        "sensor", "energy_telemetry", f"{SITE_ID}_der-meter_energy_imported"
+    )
+    assert entity_id is not None
+    registry.async_update_entity(entity_id, disabled_by=er.RegistryEntryDisabler.USER)
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    await novacore.server.wait_for_streams(SITE_ID, 1)
+    await novacore.push({"type": "meter", "total_import_Wh": 2.0, "timestamp": 2e12})
+    await wait_for(lambda: "der-meter" in entry.runtime_data.data)
+    importer = importer_of(entry)
+    assert not importer.feeds
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_feeds_ignore_what_they_cannot_place(hass: HomeAssistant, mosquitto: Any) -> None:
+    entry = await setup_ainsite(hass, mosquitto)
+    hass.config_entries.async_update_entry(
+        entry, options={"registers": {"12": {"kind": "energy_interval", "unit": "kWh"}}}
+    )
+    await hass.async_block_till_done()
+    await wait_for(lambda: entry.state is ConfigEntryState.LOADED and entry.runtime_data.connected)
+    await publish(
+        mosquitto,
+        "mtr-1",
+        [v1(1.0, iso(hour(0))), v2(12, 1.0, iso(hour(0)), iso(hour(1)))],
+    )
+    await applied(entry, 2)
+    importer = importer_of(entry)
+    meter, interval = (importer.feeds[ENERGY_ID], importer.feeds[INTERVAL_ID])
+    await wait_for(lambda: meter.series.seeded and interval.series.seeded)
+    meter(hour(1), None, None)  # not a number
+    interval(hour(1), None, hour(0))
+    interval(2.0, None, hour(0))  # no end
+    interval(2.0, hour(2).timestamp() * 1000, None)  # no start
+    assert importer.without_start == 1
+    assert len(meter.series) == 1
+    assert len(interval.series) == 1
+    # A statistic is named after its sensor; without one, after the device and the key.
+    meter.point.entity = None
+    assert importer._metadata(meter)["name"] == "Meter mtr-1 2"
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    assert hass.config_entries.async_get_entry(entry.entry_id) is not None
+    await hass.config_entries.async_remove(entry.entry_id)
+    await hass.async_block_till_done()
+
+
+async def test_pending_rows_are_imported_when_home_assistant_stops(
+    hass: HomeAssistant, mosquitto: Any
+) -> None:
+    entry = await setup_ainsite(hass, mosquitto)
+    await publish(mosquitto, "mtr-1", [v1(float(n), iso(hour(n))) for n in range(3)])
+    await applied(entry, 3)
+    importer = importer_of(entry)
+    await wait_for(lambda: all(feed.series.seeded for feed in importer.feeds.values()))
+    assert importer.imports == 0
+    hass.bus.async_fire(EVENT_HOMEASSISTANT_STOP)
+    await hass.async_block_till_done()
+    assert importer.imports == 1
+    await async_wait_recording_done(hass)
+    assert [row["sum"] for row in await hourly(hass, ENERGY_ID)] == [1.0, 2.0]
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_database_error_while_reading_back_is_retried(
+    hass: HomeAssistant, mosquitto: Any
+) -> None:
+    """Nothing is imported before the last rows are known: the series waits and asks again."""
+    instance = get_instance(hass)
+
+    def rename(old: str, new: str) -> None:
+        with instance.engine.connect() as connection:
+            connection.execute(text(f"ALTER TABLE {old} RENAME TO {new}"))
+            connection.commit()
+
+    entry = await setup_ainsite(hass, mosquitto)
+    await instance.async_add_executor_job(rename, "statistics_meta", "statistics_meta_gone")
+    try:
+        await publish(mosquitto, "mtr-1", [v1(float(n), iso(hour(n))) for n in range(3)])
+        await applied(entry, 3)
+        importer = importer_of(entry)
+        await wait_for(lambda: importer.read_errors == 1)
+        assert not any(feed.series.seeded for feed in importer.feeds.values())
+    finally:
+        await instance.async_add_executor_job(rename, "statistics_meta_gone", "statistics_meta")
+    async_fire_time_changed(
+        hass, dt_util.utcnow() + timedelta(seconds=statistics_module.RETRY_DELAY + 1)
+    )
+    await flush(hass, entry)
+    assert [row["sum"] for row in await hourly(hass, ENERGY_ID)] == [1.0, 2.0]
     assert await hass.config_entries.async_unload(entry.entry_id)

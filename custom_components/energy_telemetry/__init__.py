@@ -18,6 +18,7 @@ from .const import (
 )
 from .coordinator import EnergyTelemetryConfigEntry, PushCoordinator
 from .novacore import InvalidKeyError, NovacoreClient, load_signer
+from .statistics import async_remove_store
 
 PLATFORMS: list[Platform] = [Platform.SENSOR]
 
@@ -70,3 +71,8 @@ async def async_unload_entry(hass: HomeAssistant, entry: EnergyTelemetryConfigEn
     """
     await entry.runtime_data.async_stop_connection()
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: EnergyTelemetryConfigEntry) -> None:
+    """Delete the file the entry's statistics keep between runs (its statistics stay)."""
+    await async_remove_store(hass, entry.entry_id)
