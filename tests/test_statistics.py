@@ -414,6 +414,11 @@ async def test_feeds_ignore_what_they_cannot_place(hass: HomeAssistant, mosquitt
     assert importer.without_start == 1
     assert len(meter.series) == 1
     assert len(interval.series) == 1
+    # A meter whose id only differs in punctuation would share the statistic: it gets none.
+    await publish(mosquitto, "mtr_1", [v1(5.0, iso(hour(0)))])
+    await applied(entry, 3)
+    assert "mtr_1" in entry.runtime_data.data
+    assert len(importer.feeds) == 2
     # A statistic is named after its sensor; without one, after the device and the key.
     meter.point.entity = None
     assert importer._metadata(meter)["name"] == "Meter mtr-1 2"

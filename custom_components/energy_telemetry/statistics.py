@@ -212,6 +212,12 @@ class StatisticsImporter:
             return None
         feed = IntervalFeed(self, point) if kind == "interval" else MeterFeed(self, point)
         if feed.statistic_id in self.feeds:
+            LOGGER.debug(
+                "%s: %s has the statistic id of another sensor (%s); it gets none",
+                self.name,
+                point.unique_id,
+                feed.statistic_id,
+            )
             return None
         self.feeds[feed.statistic_id] = feed
         self._start()
