@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Generator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 import logging
+import threading
 from typing import Any
 
 from homeassistant.components.recorder import Recorder
@@ -14,6 +16,7 @@ from homeassistant.components.recorder.statistics import (
     list_statistic_ids,
     statistics_during_period,
 )
+from homeassistant.components.recorder.tasks import RecorderTask
 from homeassistant.components.sensor import SensorDeviceClass, SensorStateClass
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP
@@ -222,23 +225,26 @@ async def test_a_restart_in_the_middle_continues_the_series(
     await flush(hass, entry)
     assert [row["sum"] for row in await hourly(hass, ENERGY_ID)] == [1.0, 2.0, 3.0]
 
-    # A reading that opens hour 3, then the entry goes down without importing it.
-    await publish(mosquitto, "mtr-1", [v1(13.5, iso(hour(3.5)))])
-    await applied(entry, 5)
+    # Hour 3 is measured, then the entry goes down: its last flush hands hour 3 to the recorder,
+    # and the next start must read it back (not an older row) before continuing.
+    await publish(mosquitto, "mtr-1", [v1(13.5, iso(hour(3.5))), v1(14.0, iso(hour(4)))])
+    await applied(entry, 6)
+    gate = threading.Event()
+    get_instance(hass).queue_task(_Hold(gate))  # the recorder is busy: hour 3 waits in its queue
     assert await hass.config_entries.async_unload(entry.entry_id)
-    await async_wait_recording_done(hass)
     # While it is down, two more hours are measured and queue up in the broker.
     await publish(mosquitto, "mtr-1", [v1(16.0, iso(hour(5))), v1(20.0, iso(hour(6)))])
 
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED
+    gate.set()
     await applied(entry, 2)
     await flush(hass, entry)
     rows = await hourly(hass, ENERGY_ID)
     assert [row["start"] for row in rows] == [hour(n) for n in range(6)]
-    assert [row["sum"] for row in rows] == [1.0, 2.0, 3.0, 4.5, 6.0, 10.0]
-    assert [row["state"] for row in rows] == [11.0, 12.0, 13.0, 14.5, 16.0, 20.0]
+    assert [row["sum"] for row in rows] == [1.0, 2.0, 3.0, 4.0, 6.0, 10.0]
+    assert [row["state"] for row in rows] == [11.0, 12.0, 13.0, 14.0, 16.0, 20.0]
     # A reading older than what the recorder already held cannot move imported hours.
     await publish(mosquitto, "mtr-1", [v1(11.5, iso(hour(1.5)))])
     await applied(entry, 3)
@@ -246,6 +252,16 @@ async def test_a_restart_in_the_middle_continues_the_series(
     assert await hourly(hass, ENERGY_ID) == rows
     assert entry.runtime_data.diagnostics()["statistics"]["too_old"] == 1
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+@dataclass(slots=True)
+class _Hold(RecorderTask):
+    """Keeps the recorder's thread busy until the gate opens."""
+
+    gate: threading.Event
+
+    def run(self, instance: Recorder) -> None:
+        self.gate.wait(10)
 
 
 async def test_interval_register(hass: HomeAssistant, mosquitto: Any) -> None:

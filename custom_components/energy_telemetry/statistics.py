@@ -260,6 +260,8 @@ class StatisticsImporter:
                 if self._stored is None and any(feed.interval for feed in batch):
                     self._stored = await self._store.async_load() or {}
                 try:
+                    # Rows queued before (by this entry's last run, on a reload) are stored first.
+                    await instance.async_block_till_done()
                     last = await instance.async_add_executor_job(
                         _read_last_rows, self.hass, [feed.statistic_id for feed in batch]
                     )
