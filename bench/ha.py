@@ -22,6 +22,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 INTEGRATION = ROOT / "custom_components" / "energy_telemetry"
 FLOOR = ROOT / "bench" / "floor_component" / "bench_floor"
+NO_STATISTICS = ROOT / "bench" / "floor_component" / "bench_no_statistics"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 BASE_CONFIG = """\
@@ -55,6 +56,12 @@ def free_port() -> int:
 def cpu_seconds(pid: int) -> float:
     """Return user + system CPU seconds of a process (all its threads)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def thread_cpu_seconds(pid: int) -> float:
+    """Return user + system CPU seconds of a process's main thread (its event loop)."""
+    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
@@ -93,7 +100,7 @@ class HomeAssistantProcess:
         )
         custom = config_dir / "custom_components"
         custom.mkdir(exist_ok=True)
-        for target in (INTEGRATION, FLOOR):
+        for target in (INTEGRATION, FLOOR, NO_STATISTICS):
             link = custom / target.name
             if not link.exists():
                 link.symlink_to(target, target_is_directory=True)

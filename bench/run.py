@@ -10,7 +10,10 @@ mosquitto (plain listener, password) or the Novacore simulator in this process:
             per (meter, register) with a value template picking its register out of the JSON;
 - novacore: the integration reads full PV / battery / meter readings over SSE;
 - floor:    a trivial integration (bench/floor_component) writing as many states from a loop
-            inside Home Assistant: the state machine's own cost.
+            inside Home Assistant: the state machine's own cost;
+- stats_on / stats_off: the integration with the recorder, S meters (1,000) each reporting its
+            energy total every 15 minutes of simulated time, fed fast, with the hourly
+            statistics on and off (bench_no_statistics): what the statistics cost per reading.
 
 Every reading carries a unique increasing number (its sequence number + 10,000,000) in one value,
 so each `state_changed` seen on the websocket is matched to the moment the reading was sent.
@@ -51,10 +54,15 @@ from bench.ha import (  # noqa: E402
     make_template,
     memory_kib,
     reset_peak,
+    thread_cpu_seconds,
 )
 
 SEQ_BASE = 10_000_000
-SCENARIOS = ("ainsite", "baseline", "novacore", "floor")
+SCENARIOS = ("ainsite", "baseline", "novacore", "floor", "stats_on", "stats_off")
+STATS_SCENARIOS = ("stats_on", "stats_off")
+STATS_INTERVAL = timedelta(minutes=15)
+STATS_FLUSH_WAIT = 6.0
+"""Seconds for the integration's statistics flush (5 s after the first changed hour) to run."""
 REGISTERS = ("2", "7", "12", "13", "14", "15", "16", "17", "18", "19")
 SUBSCRIPTION = "sub-1"
 MQTT_USER = "bench"
@@ -84,6 +92,11 @@ class Settings:
     mqtt_ramp: tuple[int, ...] = MQTT_RAMP
     novacore_ramp: tuple[int, ...] = NOVACORE_RAMP
     scenarios: tuple[str, ...] = SCENARIOS
+    stats_meters: int = 1000
+    stats_cycles: int = 8
+    """Readings per meter in the statistics CPU phase (8: two simulated hours)."""
+    stats_rate: float = 1000.0
+    stats_warmup: bool = True
 
     @property
     def novacore_n(self) -> int:
@@ -440,6 +453,89 @@ class NovacoreScenario(Scenario):
         await self.server.stop()
 
 
+class StatsScenario(MqttScenario):
+    """Energy totals of many meters every 15 simulated minutes, with the recorder running."""
+
+    name = "stats_on"
+
+    def __init__(self, settings: Settings, env: Environment, tag: str) -> None:
+        super().__init__(settings, env, tag)
+        now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        self.base_time = now - timedelta(days=3)
+        self.per_cycle = settings.stats_meters
+
+    @property
+    def cpu_rate(self) -> float:
+        return self.settings.stats_rate
+
+    @property
+    def cpu_n(self) -> int:
+        return self.settings.stats_cycles * self.per_cycle
+
+    def extra_yaml(self) -> str:
+        return "recorder:\n"
+
+    def message(self, seq: int) -> tuple[str, bytes]:
+        cycle, meter = divmod(seq, self.per_cycle)
+        moment = self.base_time + cycle * STATS_INTERVAL
+        body = {
+            "smarteo_payload_schema_version": 1,
+            "data_timestamp_utc": _ts(moment),
+            "system_timestamp_utc": _ts(moment + timedelta(seconds=1)),
+            "register_id": 2,
+            "meter_reading": float(SEQ_BASE + seq),
+        }
+        return self.topic(meter), json.dumps(body).encode()
+
+    async def setup(self) -> None:
+        await AinsiteScenario.setup(self)  # type: ignore[arg-type]
+
+    async def check_rows(self, cycles: int) -> bool:
+        """Check meter 0's hourly rows: 4 readings per hour, each `meters` kWh above the last."""
+        listed = await self.ha.ws_call({"type": "recorder/list_statistic_ids"})
+        ours = {
+            item["statistic_id"]: item
+            for item in listed
+            if item.get("source") == "energy_telemetry"
+        }
+        if len(ours) != self.per_cycle:
+            return False
+        first = next(
+            (sid for sid, item in ours.items() if item.get("name", "").startswith("Meter mtr-0 ")),
+            None,
+        )
+        if first is None or ours[first].get("statistics_unit_of_measurement") != "kWh":
+            return False
+        answer = await self.ha.ws_call(
+            {
+                "type": "recorder/statistics_during_period",
+                "start_time": (self.base_time - timedelta(hours=1)).isoformat(),
+                "statistic_ids": [first],
+                "period": "hour",
+                "types": ["sum", "state"],
+            }
+        )
+        rows = answer.get(first, [])
+        hours = (cycles - 1) // 4
+        want = [
+            (4.0 * self.per_cycle * (hour + 1), float(SEQ_BASE + 4 * self.per_cycle * (hour + 1)))
+            for hour in range(hours)
+        ]
+        got = [(row["sum"], row["state"]) for row in rows]
+        if got != want and VERBOSE:
+            print(f"bench:   rows {got[:3]}... want {want[:3]}...", file=sys.stderr)
+        return got == want
+
+
+class StatsOffScenario(StatsScenario):
+    """The same without the statistics."""
+
+    name = "stats_off"
+
+    def extra_yaml(self) -> str:
+        return "recorder:\nbench_no_statistics:\n"
+
+
 class FloorScenario(Scenario):
     """State writes from a loop inside Home Assistant."""
 
@@ -481,6 +577,8 @@ SCENARIO_TYPES: dict[str, type[Scenario]] = {
     "baseline": BaselineScenario,
     "novacore": NovacoreScenario,
     "floor": FloorScenario,
+    "stats_on": StatsScenario,
+    "stats_off": StatsOffScenario,
 }
 
 
@@ -559,6 +657,10 @@ class Result:
     ramp: list[tuple[int, float, float, bool]] = field(default_factory=list)
     mem_per_entity_kib: float = math.nan
     entities: int = 0
+    loop_cpu_per_1k: float = math.nan
+    """CPU of the event loop's thread alone (statistics scenarios)."""
+    rows_ok: bool | None = None
+    """Whether the imported hourly rows were right (statistics scenarios)."""
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -708,7 +810,98 @@ async def measure_ramp(scenario: Scenario, result: Result, rates: tuple[int, ...
         await asyncio.sleep(0.3)
 
 
+async def _wait_recorder_idle(ha: HomeAssistantProcess, timeout: float = 60) -> None:
+    """Wait until the recorder's queue stays empty (its imports and commits are done)."""
+    deadline = time.monotonic() + timeout
+    empty = 0
+    while empty < 3 and time.monotonic() < deadline:
+        info = await ha.ws_call({"type": "recorder/info"})
+        empty = empty + 1 if info.get("backlog") == 0 else 0
+        await asyncio.sleep(0.2)
+
+
+async def measure_statistics(scenario: StatsScenario, result: Result) -> None:
+    """CPU per reading of the readings and of the hourly rows they close, imports included."""
+    ha, tracker, settings = scenario.ha, scenario.tracker, scenario.settings
+    meters = scenario.per_cycle
+    if settings.stats_warmup:
+        # One more cycle, its rows imported (the first flush after a start is the largest).
+        first = scenario.next_seq
+        await scenario.drive(first, meters, scenario.cpu_rate)
+        scenario.next_seq += meters
+        await tracker.wait_seen(first, meters, 60)
+        await asyncio.sleep(STATS_FLUSH_WAIT)
+    await _wait_recorder_idle(ha)
+    await asyncio.sleep(settings.idle_seconds)
+    cpu0 = cpu_seconds(ha.pid)
+    await asyncio.sleep(settings.idle_seconds)
+    idle_rate = (cpu_seconds(ha.pid) - cpu0) / settings.idle_seconds
+    first, count = scenario.next_seq, scenario.cpu_n
+    scenario.next_seq += count
+    writes0 = tracker.writes
+    start = time.monotonic()
+    cpu_start, loop_start = cpu_seconds(ha.pid), thread_cpu_seconds(ha.pid)
+    await scenario.drive(first, count, scenario.cpu_rate)
+    complete = await tracker.wait_seen(first, count, 30 + count / scenario.cpu_rate)
+    await asyncio.sleep(STATS_FLUSH_WAIT)  # the rows those readings closed are imported
+    await _wait_recorder_idle(ha)
+    cpu_end, loop_end = cpu_seconds(ha.pid), thread_cpu_seconds(ha.pid)
+    elapsed = time.monotonic() - start
+    result.cpu_per_1k = (cpu_end - cpu_start - idle_rate * elapsed) / count * 1000
+    result.loop_cpu_per_1k = (loop_end - loop_start) / count * 1000
+    result.writes_per_reading = (tracker.writes - writes0) / count
+    latencies = [
+        (tracker.seen[seq] - tracker.sent[seq]) * 1000
+        for seq in range(first, first + count)
+        if seq in tracker.seen
+    ]
+    result.lost = 0 if complete else count - len(latencies)
+    result.p50_ms = _percentile(latencies, 0.50)
+    result.p99_ms = _percentile(latencies, 0.99)
+    result.sustained = math.nan
+    if scenario.name == "stats_on":
+        result.rows_ok = await scenario.check_rows(scenario.next_seq // meters)
+
+
+async def run_statistics_scenario(
+    env: Environment, settings: Settings, name: str, repeat: int
+) -> Result:
+    tag = f"{name}{repeat}"
+    scenario = SCENARIO_TYPES[name](settings, env, tag)
+    assert isinstance(scenario, StatsScenario)
+    config_dir = copy_template(env.template, env.workdir / tag)
+    ha = HomeAssistantProcess(env.python, config_dir, scenario.extra_yaml())
+    scenario.ha = ha
+    result = Result()
+    gc.collect()
+    gc.disable()
+    try:
+        await ha.start()
+        await ha.connect_ws()
+        ha.on_event = scenario.tracker.on_event
+        await scenario.setup()
+        before = await ha.sensor_count()
+        await scenario.create_entities()
+        result.entities = await ha.sensor_count() - before
+        if settings.wait_for_saves:
+            await _wait_registries_saved(ha, time.time() - 5)
+        await measure_statistics(scenario, result)
+    finally:
+        await ha.stop()
+        await scenario.close()
+        gc.enable()
+    if VERBOSE:
+        log = (config_dir / "home-assistant.log").read_text(errors="replace")
+        problems = [
+            line for line in log.splitlines() if "ERROR" in line or "doesn't specify" in line
+        ]
+        print(f"bench:   {name}: {len(problems)} error lines {problems[:3]}", file=sys.stderr)
+    return result
+
+
 async def run_scenario(env: Environment, settings: Settings, name: str, repeat: int) -> Result:
+    if name in STATS_SCENARIOS:
+        return await run_statistics_scenario(env, settings, name, repeat)
     tag = f"{name}{repeat}"
     scenario = SCENARIO_TYPES[name](settings, env, tag)
     config_dir = copy_template(env.template, env.workdir / tag)
@@ -777,14 +970,19 @@ def report(settings: Settings, results: dict[str, list[Result]], elapsed: float)
             "sustained": _median([run.sustained for run in runs]),
             "mem": _median([run.mem_per_entity_kib for run in runs]),
             "entities": _median([float(run.entities) for run in runs]),
+            "loop": _median([run.loop_cpu_per_1k for run in runs]),
+            "rows_ok": float(all(run.rows_ok is not False for run in runs)),
         }
     rate_of = {
         "novacore": settings.novacore_rate,
+        "stats_on": settings.stats_rate,
+        "stats_off": settings.stats_rate,
     }
     title = (
         f"Energy Telemetry bench: {settings.repeat} repeat(s), medians; "
         f"{settings.meters} meters x {settings.registers} registers; "
         f"CPU phase {settings.n} readings (novacore {settings.novacore_n}); "
+        f"statistics: {settings.stats_meters} meters x {settings.stats_cycles} readings; "
         f"{os.cpu_count()} CPUs; {elapsed:.0f} s"
     )
     header = (
@@ -798,11 +996,13 @@ def report(settings: Settings, results: dict[str, list[Result]], elapsed: float)
             f"{name:<9} {_fmt(row['cpu'], 3):>11} {_fmt(row['writes'], 2):>9} "
             f"{_fmt(row['cpu_write'], 3):>11} {rate_of.get(name, settings.rate):>6.0f} "
             f"{_fmt(row['p50'], 1):>7} {_fmt(row['p99'], 1):>7} {row['lost']:>4.0f} "
-            f"{row['sustained']:>11.0f} {row['entities']:>8.0f} {_fmt(row['mem'], 2):>10}"
+            f"{_fmt(row['sustained'], 0):>11} {row['entities']:>8.0f} {_fmt(row['mem'], 2):>10}"
         )
     lines.append("")
     lines.append("ramp (rate: lag at mid / at end, s; + sustained, - backlog), per repeat:")
     for name, runs in results.items():
+        if name in STATS_SCENARIOS:
+            continue
         for index, run in enumerate(runs):
             steps = " ".join(
                 f"{rate}:{mid:.2f}/{end:.2f}{'+' if ok else '-'}" for rate, mid, end, ok in run.ramp
@@ -870,6 +1070,19 @@ def _targets(settings: Settings, rows: dict[str, dict[str, float]]) -> list[str]
             f"       baseline/floor CPU per state write = "
             f"{_fmt(ratio(baseline['cpu_write'], floor['cpu_write']), 2)}"
         )
+    stats_on, stats_off = rows.get("stats_on"), rows.get("stats_off")
+    if stats_on and stats_off:
+        value = ratio(stats_on["cpu"], stats_off["cpu"])
+        ok = None if math.isnan(value) else value <= 1.05 and stats_on["rows_ok"] == 1.0
+        lines.append(
+            f"  {verdict(ok)} statistics on/off CPU per reading = {_fmt(value, 3)}"
+            f" ({settings.stats_meters} meters every 15 min; target <= 1.05)"
+        )
+        lines.append(
+            "       statistics on/off event loop CPU per reading = "
+            f"{_fmt(ratio(stats_on['loop'], stats_off['loop']), 3)}; hourly rows "
+            f"{'right' if stats_on['rows_ok'] == 1.0 else 'WRONG'}"
+        )
     return lines
 
 
@@ -881,6 +1094,9 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     parser.add_argument("--quick", action="store_true", help="tiny run (smoke test)")
     parser.add_argument("--repeat", type=int, help="Home Assistant processes per scenario")
     parser.add_argument("--n", type=int, help="readings in the CPU/latency phase")
+    parser.add_argument(
+        "--meters", type=int, help="meters of the statistics scenarios (default 1000)"
+    )
     parser.add_argument(
         "--scenarios", help=f"comma-separated subset of {','.join(SCENARIOS)} (default all)"
     )
@@ -901,11 +1117,17 @@ def parse_args(argv: list[str] | None = None) -> Settings:
             wait_for_saves=False,
             mqtt_ramp=(250,),
             novacore_ramp=(50,),
+            stats_meters=20,
+            stats_cycles=8,
+            stats_rate=200,
+            stats_warmup=False,
         )
     if args.repeat:
         settings.repeat = args.repeat
     if args.n:
         settings.n = args.n
+    if args.meters:
+        settings.stats_meters = args.meters
     if args.scenarios:
         names = tuple(name.strip() for name in args.scenarios.split(",") if name.strip())
         unknown = set(names) - set(SCENARIOS)

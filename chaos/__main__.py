@@ -16,7 +16,7 @@ from .report import FULL_ENV, REPORT_ENV, format_table, load
 
 
 def main() -> int:
-    """Run tests/test_chaos.py with CHAOS_FULL=1 and print what each scenario measured."""
+    """Run the chaos tests with CHAOS_FULL=1 and print what each scenario measured."""
     root = Path(__file__).resolve().parent.parent
     with tempfile.TemporaryDirectory() as directory:
         report = Path(directory) / "chaos.jsonl"
@@ -25,6 +25,7 @@ def main() -> int:
         code = pytest.main(
             [
                 str(root / "tests" / "test_chaos.py"),
+                str(root / "tests" / "test_chaos_statistics.py"),
                 "-q",
                 "-p",
                 "no:randomly",

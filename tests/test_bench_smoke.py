@@ -37,7 +37,7 @@ def _frontend_path() -> str | None:
     return None
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(150)
 def test_bench_quick_prints_the_table() -> None:
     try:
         find_mosquitto()
@@ -57,14 +57,16 @@ def test_bench_quick_prints_the_table() -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=85,
+        timeout=145,
         check=False,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     out = result.stdout
     assert "CPU s/1k rd" in out
-    for name in ("ainsite", "baseline", "novacore", "floor"):
+    for name in ("ainsite", "baseline", "novacore", "floor", "stats_on", "stats_off"):
         assert any(line.startswith(name) for line in out.splitlines()), out
     assert "ratios and targets:" in out
     assert "ainsite/baseline CPU per reading" in out
     assert "sustained" in out
+    assert "statistics on/off CPU per reading" in out
+    assert "hourly rows right" in out

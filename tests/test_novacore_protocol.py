@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 import pytest
 
-from custom_components.energy_telemetry import novacore, sign_evidence, totals
+from custom_components.energy_telemetry import energy_hours, novacore, sign_evidence, totals
 from custom_components.energy_telemetry.novacore import (
     BACKOFF_MAX,
     MAX_LOGGED_CHARS,
@@ -979,6 +979,7 @@ def test_protocol_modules_do_not_import_homeassistant() -> None:
         "standalone_novacore": Path(novacore.__file__).parent,
         "standalone_totals": Path(totals.__file__),
         "standalone_sign_evidence": Path(sign_evidence.__file__),
+        "standalone_energy_hours": Path(energy_hours.__file__),
     }
     args = [str(item) for name, path in files.items() for item in (name, path)]
     result = subprocess.run(

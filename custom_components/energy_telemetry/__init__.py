@@ -25,6 +25,7 @@ from .const import (
 from .coordinator import EnergyTelemetryConfigEntry, PushCoordinator
 from .novacore import InvalidKeyError, NovacoreClient, load_signer
 from .repairs import async_clear_issues
+from .statistics import async_remove_store as async_remove_statistics_store
 from .storage import async_remove_store
 
 PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.SENSOR]
@@ -112,9 +113,10 @@ async def async_unload_entry(hass: HomeAssistant, entry: EnergyTelemetryConfigEn
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: EnergyTelemetryConfigEntry) -> None:
-    """Forget what the entry stored and any issue it raised."""
+    """Forget what the entry stored and any issue it raised (its statistics stay)."""
     async_clear_issues(hass, entry)
     await async_remove_store(hass, entry.entry_id)
+    await async_remove_statistics_store(hass, entry.entry_id)
 
 
 async def async_remove_config_entry_device(

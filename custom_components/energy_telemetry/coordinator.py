@@ -23,6 +23,7 @@ from .const import (
     STREAM_GRACE_PERIOD,
     WATCHDOG_INTERVAL,
 )
+from .statistics import StatisticFeed, StatisticsImporter, async_statistic_feed
 from .totals import TotalGuard
 
 if TYPE_CHECKING:
@@ -47,6 +48,8 @@ class Point:
     last_reset: datetime | None = None
     guard: TotalGuard | None = None
     entity: EnergyTelemetryEntity | None = None
+    statistic: StatisticFeed | None = None
+    """Hourly statistic of an energy total, fed with every reading (statistics.py)."""
 
     @property
     def unique_id(self) -> str:
@@ -112,6 +115,7 @@ class PushCoordinator(DataUpdateCoordinator[dict[str, Group]]):
         self._new_points_listeners: dict[str, Callable[[list[Point]], None]] = {}
         """The callback of each entity platform (sensor, binary_sensor) that adds entities."""
         self.grace_period = STREAM_GRACE_PERIOD.total_seconds()
+        self.statistics: StatisticsImporter | None = None
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -163,6 +167,7 @@ class PushCoordinator(DataUpdateCoordinator[dict[str, Group]]):
     def async_add_point(self, group: Group, description: PointDescription) -> Point:
         """Create a point; its entity is added right away (or when its platform is ready)."""
         point = Point(description, group, guard=TotalGuard() if description.guarded else None)
+        point.statistic = async_statistic_feed(self, point)
         group.points[description.key] = point
         if (listener := self._new_points_listeners.get(description.platform)) is not None:
             listener([point])
@@ -178,6 +183,8 @@ class PushCoordinator(DataUpdateCoordinator[dict[str, Group]]):
         force: bool = False,
     ) -> None:
         """Apply a value to a point and write its entity if the shown state changed."""
+        if (statistic := point.statistic) is not None and isinstance(value, float):
+            statistic(value, timestamp, point.last_reset)
         guard = point.guard
         if guard is not None:
             if not guard.accept(value, timestamp):  # type: ignore[arg-type]
@@ -280,7 +287,7 @@ class PushCoordinator(DataUpdateCoordinator[dict[str, Group]]):
 
     def diagnostics(self) -> dict[str, Any]:
         """Return the state of the coordinator for the diagnostics download."""
-        return {
+        data: dict[str, Any] = {
             "connected": self.connected,
             "connection_available": self.connection_available,
             "groups": {
@@ -307,3 +314,6 @@ class PushCoordinator(DataUpdateCoordinator[dict[str, Group]]):
                 for key, group in self.data.items()
             },
         }
+        if self.statistics is not None and self.statistics.enabled:
+            data["statistics"] = self.statistics.diagnostics()
+        return data

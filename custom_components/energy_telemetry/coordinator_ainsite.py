@@ -261,6 +261,8 @@ class AinsiteCoordinator(PushCoordinator):
         timestamp = reading.timestamp.timestamp() * 1000.0
         last = point.timestamp if point.guard is None else point.guard.timestamp
         if last is not None and timestamp <= last:
+            if (statistic := point.statistic) is not None:  # late readings still fix their hour
+                statistic(reading.value, timestamp, reading.start)
             if timestamp == last:
                 self.duplicates += 1
             else:

@@ -39,6 +39,11 @@ class TotalGuard:
         """Return True once the restored value is known."""
         return self._pending is None
 
+    @property
+    def candidate(self) -> tuple[float, float | None] | None:
+        """Return the low reading (value, timestamp) held as a possible meter reset, if any."""
+        return self._candidate
+
     def seed(self, value: float | None, timestamp: float | None) -> bool:
         """Set the restored value and apply the readings held back; return True if value changed."""
         pending = self._pending or []
