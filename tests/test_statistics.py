@@ -34,8 +34,8 @@ from sqlalchemy import text
 from custom_components.energy_telemetry import statistics as statistics_module
 from custom_components.energy_telemetry.descriptions import (
     EnergyTelemetrySensorEntityDescription,
-    novacore_description,
 )
+from custom_components.energy_telemetry.descriptions_novacore import novacore_description
 from custom_components.energy_telemetry.registers import register_description
 from custom_components.energy_telemetry.statistics import StatisticsImporter, statistic_kind
 
