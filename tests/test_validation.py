@@ -421,3 +421,123 @@ def test_every_integration_that_registers_services_describes_them() -> None:
         and not (path.parent / "services.yaml").is_file()
     ]
     assert not missing, missing
+
+
+# --- HACS: hacs.json, LICENSE, README, brand images ---------------------------------------------
+
+HACS_JSON_KEYS = {
+    "name",
+    "content_in_root",
+    "country",
+    "filename",
+    "hacs",
+    "hide_default_branch",
+    "homeassistant",
+    "persistent_directory",
+    "render_readme",
+    "zip_release",
+}
+
+
+def test_hacs_json() -> None:
+    """HACS's schema (only known keys, a name), and the oldest release we support."""
+    hacs = _load(ROOT / "hacs.json")
+    assert set(hacs) <= HACS_JSON_KEYS, set(hacs) - HACS_JSON_KEYS
+    assert hacs["name"] == _load(INTEGRATION / "manifest.json")["name"]
+    assert AwesomeVersion(hacs["homeassistant"]) == AwesomeVersion("2025.4.0")
+    assert hacs.get("render_readme") is True
+    assert not hacs.get("content_in_root", False)
+    assert not hacs.get("zip_release", False) or hacs.get("filename")
+    # HACS installs the only folder under custom_components/.
+    assert [p.name for p in (ROOT / "custom_components").iterdir() if p.is_dir()] == [
+        INTEGRATION.name
+    ]
+
+
+def test_manifest_has_what_hacs_requires() -> None:
+    """HACS: code owners (not empty), documentation, issue tracker and a version."""
+    manifest = _load(INTEGRATION / "manifest.json")
+    assert manifest["codeowners"], "codeowners must not be empty"
+    assert all(owner.startswith("@") for owner in manifest["codeowners"])
+    assert manifest["version"]
+
+
+def test_licence_is_the_mit_text_github_recognises() -> None:
+    """HACS requires an OSI licence GitHub detects; pyproject.toml says MIT."""
+    text = " ".join((ROOT / "LICENSE").read_text(encoding="utf-8").split())
+    assert text.startswith("MIT License Copyright (c) 2026 Energy Telemetry contributors ")
+    assert "Permission is hereby granted, free of charge, to any person obtaining a copy" in text
+    assert 'THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND' in text
+    assert 'license = { text = "MIT" }' in (ROOT / "pyproject.toml").read_text()
+
+
+def test_readme_shows_the_icon_and_explains_installation() -> None:
+    """HACS renders the README: icon at the top, custom repository steps, manual install."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    first_lines = "\n".join(readme.splitlines()[:3])
+    assert "custom_components/energy_telemetry/brand/icon.png" in first_lines
+    installation = readme.split("## Installation", 1)[1].split("\n## ", 1)[0]
+    for step in ("Custom repositories", "Integration", "Restart", "Add integration", "By hand"):
+        assert step in installation, step
+
+
+BRAND = INTEGRATION / "brand"
+# name: (width, height) or (None, height) for a landscape logo
+BRAND_IMAGES: dict[str, tuple[int | None, int]] = {
+    "icon.png": (256, 256),
+    "icon@2x.png": (512, 512),
+    "logo.png": (None, 128),
+    "logo@2x.png": (None, 256),
+}
+
+
+def _image(name: str) -> Any:
+    from PIL import Image  # Home Assistant requires Pillow
+
+    with Image.open(BRAND / name) as image:
+        image.load()
+        return image
+
+
+@pytest.mark.parametrize("name", sorted(BRAND_IMAGES))
+def test_brand_image(name: str) -> None:
+    """Home Assistant 2026.3+ serves brand/: sizes, PNG, transparent background."""
+    image = _image(name)
+    width, height = BRAND_IMAGES[name]
+    assert image.format == "PNG"
+    assert image.mode == "RGBA"
+    assert image.height == height
+    if width is None:
+        assert image.width > 2 * image.height, "a logo is landscape"
+    else:
+        assert image.width == width
+    alpha = image.getchannel("A")
+    assert alpha.getbbox() == (0, 0, image.width, image.height), "trimmed: no empty border"
+    assert alpha.getpixel((0, 0)) == 0, "transparent background (rounded corner)"
+    assert alpha.getpixel((image.width // 8, image.height // 2)) == 255
+
+
+def test_brand_variants_match_their_light_images() -> None:
+    """@2x is twice the size; every dark_ variant has its light image's size."""
+    for name in ("icon", "logo"):
+        single, double = _image(f"{name}.png"), _image(f"{name}@2x.png")
+        assert abs(double.width - 2 * single.width) <= 2
+        assert double.height == 2 * single.height
+    names = {path.name for path in BRAND.iterdir()}
+    allowed = set(BRAND_IMAGES) | {f"dark_{name}" for name in BRAND_IMAGES}
+    assert names <= allowed, names - allowed
+    for name in names:
+        if name.startswith("dark_"):
+            assert _image(name).size == _image(name.removeprefix("dark_")).size, name
+
+
+async def test_home_assistant_finds_the_brand_folder(hass: Any) -> None:
+    """2026.3+ serves brand/ (has_branding); older releases load the integration unaffected."""
+    from homeassistant.loader import async_get_integration
+
+    integration = await async_get_integration(hass, "energy_telemetry")
+    if hasattr(integration, "has_branding"):
+        assert integration.has_branding
+    # brand/ is not a package, so no release can take it for a platform module.
+    assert not (BRAND / "__init__.py").exists()
+    assert integration.platforms_exists(["sensor"]) == ["sensor"]
