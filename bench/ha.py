@@ -76,7 +76,9 @@ class HomeAssistantProcess:
 
     def __init__(self, python: str, config_dir: Path, extra_yaml: str = "") -> None:
         """Prepare the config dir (copied from the onboarded template by the caller)."""
-        self.python = python
+        # An absolute path: Home Assistant runs from its configuration directory, where a
+        # relative one (.venv/bin/python) names nothing.
+        self.python = str(Path(python).absolute()) if os.sep in python else python
         self.config_dir = config_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

@@ -18,7 +18,6 @@ so each `state_changed` seen on the websocket is matched to the moment the readi
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 from collections.abc import Awaitable, Callable
@@ -43,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.cli import SCENARIOS, build_parser  # noqa: E402
 from bench.ha import (  # noqa: E402
     HomeAssistantProcess,
     copy_template,
@@ -54,7 +54,6 @@ from bench.ha import (  # noqa: E402
 )
 
 SEQ_BASE = 10_000_000
-SCENARIOS = ("ainsite", "baseline", "novacore", "floor")
 REGISTERS = ("2", "7", "12", "13", "14", "15", "16", "17", "18", "19")
 SUBSCRIPTION = "sub-1"
 MQTT_USER = "bench"
@@ -877,13 +876,7 @@ def _targets(settings: Settings, rows: dict[str, dict[str, float]]) -> list[str]
 
 
 def parse_args(argv: list[str] | None = None) -> Settings:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny run (smoke test)")
-    parser.add_argument("--repeat", type=int, help="Home Assistant processes per scenario")
-    parser.add_argument("--n", type=int, help="readings in the CPU/latency phase")
-    parser.add_argument(
-        "--scenarios", help=f"comma-separated subset of {','.join(SCENARIOS)} (default all)"
-    )
+    parser = build_parser()
     args = parser.parse_args(argv)
     settings = Settings()
     if args.quick:
