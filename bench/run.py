@@ -305,6 +305,7 @@ class BaselineScenario(MqttScenario):
                 "username": MQTT_USER,
                 "password": MQTT_PASSWORD,
             },
+            sections={"other_settings": {"set_client_cert": False, "set_ca_cert": "off"}},
         )
         await asyncio.sleep(1.0)
 
