@@ -83,7 +83,9 @@ class HomeAssistantProcess:
 
     def __init__(self, python: str, config_dir: Path, extra_yaml: str = "") -> None:
         """Prepare the config dir (copied from the onboarded template by the caller)."""
-        self.python = python
+        # An absolute path: Home Assistant runs from its configuration directory, where a
+        # relative one (.venv/bin/python) names nothing.
+        self.python = str(Path(python).absolute()) if os.sep in python else python
         self.config_dir = config_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -98,6 +100,10 @@ class HomeAssistantProcess:
         (config_dir / "configuration.yaml").write_text(
             BASE_CONFIG.format(port=self.port) + extra_yaml
         )
+        # Home Assistant 2026.11 moves the YAML http: settings into .storage/http at the first
+        # start and ignores the YAML afterwards: a copy of the template would listen on the
+        # template's port. Without the stored settings, this config's YAML is migrated anew.
+        (config_dir / ".storage" / "http").unlink(missing_ok=True)
         custom = config_dir / "custom_components"
         custom.mkdir(exist_ok=True)
         for target in (INTEGRATION, FLOOR, NO_STATISTICS):
@@ -131,6 +137,16 @@ class HomeAssistantProcess:
         )
         log.close()
         self.session = aiohttp.ClientSession()
+        await self.wait_running(timeout)
+
+    async def wait_running(self, timeout: float = 120.0) -> None:
+        """Wait until Home Assistant reports RUNNING (before onboarding: until it answers).
+
+        Until it runs, Home Assistant has not installed its SIGTERM handler: stopping it then
+        kills it without the final write of its storage (the onboarded user, the token).
+        """
+        assert self.process is not None
+        assert self.session is not None
         deadline = time.monotonic() + timeout
         path = "/api/config" if self.token else "/api/onboarding"
         while True:
@@ -196,12 +212,25 @@ class HomeAssistantProcess:
                 raise RuntimeError(f"{method} {path}: {resp.status} {text}")
             return json.loads(text) if text else None
 
-    async def config_flow(self, handler: str, *steps: dict[str, Any]) -> dict[str, Any]:
-        """Run a config flow over REST with the given answers; return the last result."""
+    async def config_flow(
+        self,
+        handler: str,
+        *steps: dict[str, Any],
+        sections: dict[str, dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Run a config flow over REST with the given answers; return the last result.
+
+        `sections` answers the collapsible sections of a form, for the releases whose form has
+        them (MQTT's broker step has "other_settings" since 2026.11).
+        """
         result: dict[str, Any] = await self.rest(
             "POST", "/api/config/config_entries/flow", {"handler": handler}
         )
-        for answer in steps:
+        for step in steps:
+            answer = dict(step)
+            for field in result.get("data_schema") or []:
+                if field.get("type") == "expandable" and field["name"] in (sections or {}):
+                    answer.setdefault(field["name"], (sections or {})[field["name"]])
             result = await self.rest(
                 "POST", f"/api/config/config_entries/flow/{result['flow_id']}", answer
             )
@@ -299,8 +328,11 @@ async def make_template(python: str, directory: Path) -> Path:
     try:
         await ha.start()
         await ha.onboard()
+        await ha.wait_running()  # now with the token: /api/config says RUNNING
     finally:
         await ha.stop()
+    if not (template / ".storage" / "auth").is_file():
+        raise RuntimeError(f"Home Assistant did not save the onboarded user; see {template}")
     for leftover in ("home-assistant.log", "home-assistant.log.1", "stdout.log"):
         with contextlib.suppress(FileNotFoundError):
             (template / leftover).unlink()

@@ -21,7 +21,6 @@ so each `state_changed` seen on the websocket is matched to the moment the readi
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 from collections.abc import Awaitable, Callable
@@ -46,6 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.cli import SCENARIOS, build_parser  # noqa: E402
 from bench.ha import (  # noqa: E402
     HomeAssistantProcess,
     copy_template,
@@ -58,7 +58,6 @@ from bench.ha import (  # noqa: E402
 )
 
 SEQ_BASE = 10_000_000
-SCENARIOS = ("ainsite", "baseline", "novacore", "floor", "stats_on", "stats_off")
 STATS_SCENARIOS = ("stats_on", "stats_off")
 STATS_INTERVAL = timedelta(minutes=15)
 STATS_FLUSH_WAIT = 6.0
@@ -319,6 +318,7 @@ class BaselineScenario(MqttScenario):
                 "username": MQTT_USER,
                 "password": MQTT_PASSWORD,
             },
+            sections={"other_settings": {"set_client_cert": False, "set_ca_cert": "off"}},
         )
         await asyncio.sleep(1.0)
 
@@ -1090,16 +1090,7 @@ def _targets(settings: Settings, rows: dict[str, dict[str, float]]) -> list[str]
 
 
 def parse_args(argv: list[str] | None = None) -> Settings:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny run (smoke test)")
-    parser.add_argument("--repeat", type=int, help="Home Assistant processes per scenario")
-    parser.add_argument("--n", type=int, help="readings in the CPU/latency phase")
-    parser.add_argument(
-        "--meters", type=int, help="meters of the statistics scenarios (default 1000)"
-    )
-    parser.add_argument(
-        "--scenarios", help=f"comma-separated subset of {','.join(SCENARIOS)} (default all)"
-    )
+    parser = build_parser()
     args = parser.parse_args(argv)
     settings = Settings()
     if args.quick:

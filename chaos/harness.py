@@ -445,3 +445,13 @@ class Timings:
     def initial(self) -> float:
         """First backoff delay used (the integration's default is 1 s)."""
         return 0.1
+
+    @property
+    def slack(self) -> float:
+        """Seconds a busy machine may add to a measured reconnect or recovery.
+
+        scripts/chaos (full) holds the tight bounds. The test suite runs on busy CI machines,
+        where the scheduler, not the integration, decides how soon a process gets to run: it
+        allows this much more, and still holds every other target exactly.
+        """
+        return 0.0 if self.full else 15.0

@@ -224,7 +224,7 @@ async def under_load(
     """Publish readings of `meters` meters every `period` s; inject a fault; measure."""
     started = time.monotonic()
     hass = setup.hass
-    result = ScenarioResult(name, fault, bound_s=setup.cap + MARGIN)
+    result = ScenarioResult(name, fault, bound_s=setup.cap + MARGIN + setup.slack)
     fleet = setup.fleet(meters)
     publisher = setup.publisher()
     with record_deliveries() as deliveries, record_states(hass) as log:

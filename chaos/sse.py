@@ -207,7 +207,7 @@ async def reset_mid_event(setup: SseSetup) -> ScenarioResult:
         "connection reset after half an event, every 0.7 s during the hold",
         begin,
         end,
-        setup.cap + MARGIN,
+        setup.cap + MARGIN + setup.slack,
     )
 
 
@@ -227,7 +227,7 @@ async def half_open(setup: SseSetup) -> ScenarioResult:
         "server silent with the socket open (no bytes, no keep-alives)",
         begin,
         end,
-        setup.read_timeout + setup.cap + MARGIN,
+        setup.read_timeout + setup.cap + MARGIN + setup.slack,
         pause_pushing=True,
     )
     result.notes.append(
@@ -248,7 +248,7 @@ async def http_status(setup: SseSetup, status: int, retry_after: float | None) -
     async def end() -> None:
         server.fail_stream(status, 0)
 
-    bound = max(retry_after or 0.0, setup.cap) + MARGIN
+    bound = max(retry_after or 0.0, setup.cap) + MARGIN + setup.slack
     suffix = f" with Retry-After {retry_after:g} s" if retry_after else ""
     return await run_fault(
         setup,
@@ -278,7 +278,7 @@ async def token_expiry(setup: SseSetup) -> ScenarioResult:
         begin,
         end,
         # one retry with the old token, a 401, one more with a new one
-        2 * setup.cap + MARGIN,
+        2 * setup.cap + MARGIN + setup.slack,
     )
     result.notes.append(f"server: {server.verifies} tokens minted in all")
     return result
@@ -303,7 +303,7 @@ async def site_deleted(setup: SseSetup) -> ScenarioResult:
         "site deleted (stream ended, reconnects answered 404), then added again",
         begin,
         end,
-        setup.cap + MARGIN,
+        setup.cap + MARGIN + setup.slack,
         pause_pushing=True,
         resume_after=reconnected,
     )

@@ -1,5 +1,24 @@
-# Shared by scripts/test, scripts/demo, scripts/bench and scripts/chaos (sourced, not run).
-# Callers set NAME (for messages) before sourcing.
+# Shared by scripts/test, scripts/demo, scripts/bench, scripts/chaos and scripts/screenshot
+# (sourced, not run). Callers set NAME (for messages) before sourcing.
+
+# True when the arguments ask for help (-h or --help before any "--"). The scripts answer it at
+# once, before creating or updating a virtual environment.
+wants_help() {
+  local arg
+  for arg in "$@"; do
+    case $arg in
+      -h | --help) return 0 ;;
+      --) return 1 ;;
+    esac
+  done
+  return 1
+}
+
+# Print an interpreter for the standard-library-only command-line modules (bench/cli.py,
+# simulator/cli.py): any python3 will do.
+help_python() {
+  command -v python3 2>/dev/null || find_python
+}
 
 # Print the newest usable Python: 3.14 (>= 3.14.2) or 3.13, from PATH or pyenv.
 find_python() {

@@ -37,20 +37,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from . import broker
 from .ainsite_publisher import DEFAULT_METERS, run_publisher
 from .broker import free_port, password_hash, port_is_free
+from .cli import DEFAULT_STATE_FILE, DEMO_PASSWORD, DEMO_USERNAME, REPO_ROOT, demo_parser
 from .model import SiteModel, run_site
 from .novacore_server import NovacoreServer
-from .wire import DOCUMENTED, WIRES
+from .wire import DOCUMENTED
 
 _LOGGER = logging.getLogger("simulator.demo")
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 INTEGRATION_DIR = REPO_ROOT / "custom_components" / "energy_telemetry"
 DOMAIN = "energy_telemetry"
-DEFAULT_STATE_FILE = REPO_ROOT / ".demo" / "state.json"
 
 DEMO_NAME = "Demo"
-DEMO_USERNAME = "demo"
-DEMO_PASSWORD = "demo"  # noqa: S105 - the documented login of a loopback-only demo
 SITE_ID = "sit-demo"
 SITE_NAME = "Demo Home"
 CUSTOMER_ID = "cust-demo"
@@ -935,79 +932,7 @@ def parse_args(
     argv: list[str] | None = None, prog: str = "scripts/demo"
 ) -> tuple[argparse.Namespace, DemoOptions]:
     """Parse the command line."""
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description=(
-            "Run Home Assistant with the Energy Telemetry integration against simulated "
-            "Sourceful Novacore (REST + SSE) and Ainsite (MQTT) services: no account needed. "
-            f"Log in as {DEMO_USERNAME} / {DEMO_PASSWORD}. Stop with Ctrl-C."
-        ),
-    )
-    parser.add_argument("--port", type=int, default=8123, help="Home Assistant port (8123)")
-    parser.add_argument(
-        "--novacore-port", type=int, default=0, help="Novacore server port (default: a free one)"
-    )
-    parser.add_argument(
-        "--mqtt-port", type=int, default=0, help="mosquitto port (default: a free one)"
-    )
-    parser.add_argument(
-        "--speed",
-        type=float,
-        default=720.0,
-        help="simulated seconds per real second (720: a simulated day in 2 minutes)",
-    )
-    parser.add_argument(
-        "--config-dir",
-        type=Path,
-        default=None,
-        help="Home Assistant configuration directory, new or empty (default: a new temporary "
-        "one, deleted on exit); a directory given here is never deleted",
-    )
-    parser.add_argument(
-        "--keep-config", action="store_true", help="keep the temporary configuration directory"
-    )
-    parser.add_argument(
-        "--headless",
-        "--no-wait",
-        dest="headless",
-        action="store_true",
-        help="for scripts and tests: print one JSON line (URLs, token, ports, pids) on stdout "
-        "when ready; runs without the frontend if it is not installed",
-    )
-    parser.add_argument(
-        "--state-file",
-        type=Path,
-        default=DEFAULT_STATE_FILE,
-        help="where to write the ready info for scripts/screenshot (.demo/state.json)",
-    )
-    parser.add_argument(
-        "--startup-timeout",
-        type=float,
-        default=300.0,
-        help="seconds to wait for Home Assistant to start (300)",
-    )
-    parser.add_argument(
-        "--no-backfill",
-        dest="backfill",
-        action="store_false",
-        help="do not import a simulated past day of statistics for the energy dashboard",
-    )
-    parser.add_argument(
-        "--simulators-only",
-        action="store_true",
-        help="run only the Novacore server and the MQTT broker with the Ainsite publisher, and "
-        "print what to enter in your own Home Assistant's config flow",
-    )
-    parser.add_argument(
-        "--wire",
-        choices=WIRES,
-        default=DOCUMENTED,
-        help="what the Novacore server sends: 'documented' (Sourceful's API docs, the default) or"
-        " 'legacy' (type 'solar', battery and meter signs inverted, RFC 3339 timestamps, the"
-        " {type, device_sn, spec, state} shape, mppts arrays)",
-    )
-    parser.add_argument("--print-requirements", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log the simulators' debug")
+    parser = demo_parser(prog)
     args = parser.parse_args(argv)
     if args.speed <= 0:
         parser.error("--speed must be positive")

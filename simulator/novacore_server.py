@@ -261,6 +261,8 @@ class _Stream:
         self.response: web.StreamResponse | None = None
         self.ended = False
         self.cut = False
+        self.written = 0  # body bytes written so far
+        self.quiet = False  # waiting, silent, with no keep-alive timer
 
     def wake(self) -> None:
         """Make the stream loop re-check its state."""
@@ -356,6 +358,7 @@ class NovacoreServer:
         self.verifies = 0
         self.requests: list[tuple[str, str]] = []
         self._silent = False
+        self.forced_stops = 0  # stop() calls whose streams did not end when closed
         self._secret = secrets.token_bytes(32)
         self._keys: dict[bytes, tuple[str, PublicKey]] = {}
         self._identities: set[str] = set()
@@ -403,8 +406,10 @@ class NovacoreServer:
         streams = [stream for site in self._sites.values() for stream in site.streams]
         for stream in streams:
             stream.close()
-        with contextlib.suppress(TimeoutError):
+        try:
             await self.wait_until(lambda: all(not s.streams for s in self._sites.values()), 2)
+        except TimeoutError:
+            self.forced_stops += 1  # the runner's cleanup cancels what is left
         runner, self._runner = self._runner, None
         await runner.cleanup()
 
@@ -660,7 +665,7 @@ class NovacoreServer:
     async def wait_until(
         self,
         predicate: Callable[[], bool],
-        timeout: float = 10,
+        timeout: float = 30,
     ) -> None:
         """Wait until predicate() is true; raise TimeoutError after timeout seconds."""
         async with asyncio.timeout(timeout):
@@ -672,10 +677,20 @@ class NovacoreServer:
         self,
         site_id: str,
         n: int = 1,
-        timeout: float = 10,
+        timeout: float = 30,
     ) -> None:
         """Wait until at least n streams of a site are open."""
         await self.wait_until(lambda: self.open_streams(site_id) >= n, timeout)
+
+    async def wait_silent(self, site_id: str, timeout: float = 30) -> int:
+        """Once silent, wait until the site's open streams have stopped writing.
+
+        Return how many body bytes they wrote in all: what a stream wrote before the silence
+        may still be on its way, and a client has it all once it has read that many bytes.
+        """
+        streams = self._sites[site_id].streams
+        await self.wait_until(lambda: all(s.quiet or s.ended for s in streams), timeout)
+        return sum(stream.written for stream in streams)
 
     # ------------------------------------------------------------ HTTP plumbing
 
@@ -847,16 +862,20 @@ class NovacoreServer:
                 else:
                     interval = self.keepalive_interval
                     timeout = interval if interval > 0 and not self._silent else None
+                    stream.quiet = self._silent
                     try:
                         item = await asyncio.wait_for(stream.queue.get(), timeout)
                     except TimeoutError:
                         item = _Write(KEEPALIVE_COMMENT, None)
+                    finally:
+                        stream.quiet = False
                 if item is None:
                     continue
                 try:
                     async with stream.lock:
                         if not stream.ended and not stream.cut:
                             await response.write(item.data)
+                            stream.written += len(item.data)
                 finally:
                     _settle(item)
         except (ConnectionError, RuntimeError):

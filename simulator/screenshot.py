@@ -24,7 +24,8 @@ from typing import Any
 
 import aiohttp
 
-from .demo import DEFAULT_STATE_FILE, DOMAIN, REPO_ROOT, HassWebSocket
+from .cli import screenshot_parser
+from .demo import DOMAIN, HassWebSocket
 
 CHROMIUM_FLAGS = (
     "--headless",
@@ -284,22 +285,7 @@ async def take(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run from the command line."""
-    parser = argparse.ArgumentParser(
-        prog="scripts/screenshot",
-        description="Screenshot the running demo (scripts/demo) in headless Chromium: "
-        "docs/device.png (the PV device) and docs/energy.png (the energy dashboard).",
-    )
-    parser.add_argument("--state-file", type=Path, default=DEFAULT_STATE_FILE)
-    parser.add_argument("--out-dir", type=Path, default=REPO_ROOT / "docs")
-    parser.add_argument("--chromium", help="the Chromium binary (default: found on PATH)")
-    parser.add_argument("--width", type=int, default=1280)
-    parser.add_argument("--height", type=int, default=900)
-    parser.add_argument(
-        "--wait", type=float, default=0.0, help="seconds to let the demo run before the shots"
-    )
-    parser.add_argument(
-        "--settle", type=float, default=3.0, help="seconds to let a page finish drawing"
-    )
+    parser = screenshot_parser()
     args = parser.parse_args(argv)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     asyncio.run(take(args))

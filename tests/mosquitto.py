@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 import contextlib
 import ctypes
@@ -264,7 +265,7 @@ class Mosquitto:
         """Process id of the running broker."""
         return self._process.pid if self.running and self._process else None
 
-    def start(self, timeout: float = 10.0) -> None:
+    def start(self, timeout: float = 60.0) -> None:
         """Start the broker and wait until both listeners accept connections.
 
         If another process took one of the ports before the first start, new ports are picked.
@@ -320,8 +321,12 @@ class Mosquitto:
                     raise TimeoutError(f"mosquitto did not listen on {sorted(pending)}")
                 time.sleep(0.02)
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the broker with SIGTERM and wait; persistence is written on the way out."""
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop the broker with SIGTERM and wait; persistence is written on the way out.
+
+        The timeout only guards against a hang: a broker killed after it would lose what it had
+        not saved yet, which no test expects.
+        """
         process = self._process
         if process is None:
             return
@@ -344,7 +349,7 @@ class Mosquitto:
             process.wait()
         self._process = None
 
-    def restart(self, timeout: float = 10.0) -> None:
+    def restart(self, timeout: float = 60.0) -> None:
         """Stop and start again on the same ports with the same persistence."""
         self.stop(timeout)
         self.start(timeout)
@@ -362,7 +367,26 @@ class Mosquitto:
         except FileNotFoundError:
             return ""
 
-    def wait_for_log(self, text: str, timeout: float = 5.0) -> str:
+    async def await_log(self, text: str, count: int = 1, timeout: float = 60.0) -> str:
+        """Wait, letting the event loop run, until text is in the log count times."""
+        async with asyncio.timeout(timeout):
+            while (log := self.log_text()).count(text) < count:  # noqa: ASYNC110 - a file
+                await asyncio.sleep(0.02)
+        return log
+
+    async def await_persisted(self, payloads: Iterable[bytes], timeout: float = 60.0) -> None:
+        """Wait until the saved database holds every payload (an autosave after they came)."""
+        database = self.persistence_dir / "mosquitto.db"
+        wanted = list(payloads)
+        async with asyncio.timeout(timeout):
+            while True:
+                with contextlib.suppress(FileNotFoundError):
+                    saved = database.read_bytes()
+                    if all(payload in saved for payload in wanted):
+                        return
+                await asyncio.sleep(0.05)
+
+    def wait_for_log(self, text: str, timeout: float = 30.0) -> str:
         """Wait until the log contains text (the broker logs asynchronously); return the log."""
         deadline = time.monotonic() + timeout
         while True:

@@ -42,7 +42,7 @@ async def test_restarts_under_load_show_every_reading(hass: HomeAssistant, mosqu
         await asyncio.sleep(pause)
     await publishing
 
-    await wait_for(lambda: values and values[-1] == float(COUNT), timeout=20)
+    await wait_for(lambda: values and values[-1] == float(COUNT), timeout=60)
     assert _shown(values) == [float(n) for n in range(1, COUNT + 1)]
     assert await hass.config_entries.async_unload(entry.entry_id)
 
@@ -81,7 +81,7 @@ async def test_message_acknowledged_only_once_handled(hass: HomeAssistant, mosqu
     await mosquitto.apublish(topic("mtr-1"), v1(5.0, ts(5)))
     await wait_for(lambda: received and not mosquitto.running)
     mosquitto.start()
-    await wait_for(lambda: len(received) == 2, timeout=15)
+    await wait_for(lambda: len(received) == 2)
     assert received[1] == received[0]
     await connection.close()
     assert task.done()

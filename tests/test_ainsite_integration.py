@@ -196,7 +196,7 @@ async def test_broker_restart_loses_and_duplicates_nothing(
     mosquitto.restart()
     second = [(topic("mtr-1"), v1(float(n), ts(n))) for n in range(26, 51)]
     await mosquitto.apublish_many(second)
-    await wait_for(lambda: applied and applied[-1] == 50.0, timeout=20)
+    await wait_for(lambda: applied and applied[-1] == 50.0, timeout=60)
     assert applied == [float(n) for n in range(1, 51)]
     assert await hass.config_entries.async_unload(entry.entry_id)
 
@@ -264,7 +264,7 @@ async def test_unavailable_after_grace_and_back(
     mosquitto.stop()
     await wait_for(lambda: hass.states.get(ENERGY).state == "unavailable")
     mosquitto.start()
-    await wait_for(lambda: hass.states.get(ENERGY).state == "1.0", timeout=15)
+    await wait_for(lambda: hass.states.get(ENERGY).state == "1.0")
     warnings = [r for r in caplog.records if "connection down" in r.getMessage()]
     infos = [r for r in caplog.records if "connection restored" in r.getMessage()]
     assert len(warnings) == 1

@@ -35,7 +35,9 @@ from simulator.ainsite_publisher import (
     payload_v2,
     run_publisher,
 )
+from tests.conftest import wait_for
 from tests.mosquitto import Mosquitto, free_port
+from tests.mqtt_ack_withholder import AckWithholdingProxy
 
 CUSTOMER = "cust-1"
 SUBSCRIPTION = "sub-1"
@@ -384,14 +386,14 @@ class Recorder:
         self.disconnected.append(error)
         self._changed.set()
 
-    async def wait_for(self, predicate: Any, timeout: float = 10.0) -> None:
+    async def wait_for(self, predicate: Any, timeout: float = 30.0) -> None:
         """Wait until predicate() is true."""
         async with asyncio.timeout(timeout):
             while not predicate():
                 self._changed.clear()
                 await self._changed.wait()
 
-    async def wait_messages(self, count: int, timeout: float = 10.0) -> None:
+    async def wait_messages(self, count: int, timeout: float = 30.0) -> None:
         """Wait until count messages have arrived."""
         await self.wait_for(lambda: len(self.messages) >= count, timeout)
 
@@ -598,16 +600,21 @@ async def test_run_wrong_password_raises(broker: Mosquitto, tls: ssl.SSLContext)
 
 
 async def test_run_retries_unreachable_and_reports_once(
-    tmp_path: Path, socket_enabled: None
+    tmp_path: Path, socket_enabled: None, caplog: pytest.LogCaptureFixture
 ) -> None:
     """While the broker is down run() keeps trying; on_disconnected is called once."""
+    caplog.set_level(logging.DEBUG, logger=ainsite.__name__)
     broker = Mosquitto(tmp_path / "late")
     broker.add_user(USERNAME, PASSWORD, CUSTOMER)
     recorder = Recorder()
     conn = _connection(broker.tls_port, recorder, tls_context=broker.client_tls_context())
+
+    def retries() -> int:
+        return sum("Reconnecting to Ainsite" in record.getMessage() for record in caplog.records)
+
     try:
         async with Running(conn):
-            await asyncio.sleep(1.0)
+            await wait_for(lambda: retries() >= 3, timeout=30)  # three failed attempts
             assert len(recorder.disconnected) == 1
             assert isinstance(recorder.disconnected[0], AinsiteConnectionError)
             assert not conn.connected
@@ -669,9 +676,10 @@ async def test_broker_restart_mid_stream(broker: Mosquitto, tls: ssl.SSLContext)
         first = _messages(10)
         await broker.apublish_many(first)
         await recorder.wait_messages(10)
-        # Let the PUBACKs go out: restart() blocks the event loop, and whatever was not acked
-        # by then is sent again after the restart (with DUP set), as QoS 1 allows.
-        await asyncio.sleep(0.3)
+        # restart() blocks the event loop, and whatever the broker has not seen acknowledged by
+        # then comes again after the restart (with DUP set), as QoS 1 allows: wait until it has
+        # received every PUBACK (mosquitto logs each one).
+        await broker.await_log("Received PUBACK from client-1", count=10)
 
         broker.restart()  # SIGTERM: the session and its subscription are saved
         second = _messages(10, meter="m2")
@@ -695,7 +703,9 @@ async def test_queued_messages_survive_restart_and_kill(
     broker.restart()
     killed = _messages(5, meter="m2")
     await broker.apublish_many(killed)
-    await asyncio.sleep(2.5)  # autosave_interval 1
+    # SIGKILL keeps only what an autosave (autosave_interval 1) wrote: wait for the one that
+    # holds these messages.
+    await broker.await_persisted(payload for _, payload in killed)
     broker.kill()
     broker.start()
     recorder = Recorder()
@@ -754,17 +764,27 @@ async def test_simulator_end_to_end(broker: Mosquitto, tls: ssl.SSLContext) -> N
 async def test_unacked_messages_come_again_after_restart(
     broker: Mosquitto, tls: ssl.SSLContext
 ) -> None:
-    """Messages received but not yet acknowledged when the broker stops arrive again."""
+    """Messages received but not acknowledged when the broker stops arrive again.
+
+    The client talks to the broker through a peer that withholds its PUBACKs, so the broker has
+    all ten messages in flight when it stops, however fast or slow the machine is.
+    """
     recorder = Recorder()
-    conn = _connection(broker.tls_port, recorder, tls_context=tls)
-    async with Running(conn):
-        await recorder.wait_for(lambda: conn.connected)
-        first = _messages(10)
-        await broker.apublish_many(first)
-        await recorder.wait_messages(10)
-        broker.restart()  # blocks the loop at once: the PUBACKs have not all gone out
-        await recorder.wait_for(lambda: recorder.connected == 2)
-        await asyncio.sleep(0.5)
-    assert recorder.messages[:10] == first
-    assert set(recorder.messages) == set(first)
-    assert len(recorder.messages) > 10
+    proxy = AckWithholdingProxy(
+        broker.plain_port, broker.base_dir / "server.crt", broker.base_dir / "server.key"
+    )
+    async with proxy:
+        conn = _connection(proxy.port, recorder, tls_context=tls)
+        async with Running(conn):
+            await recorder.wait_for(lambda: conn.connected)
+            first = _messages(10)
+            await broker.apublish_many(first)
+            await recorder.wait_messages(10)
+            await proxy.wait_withheld(10)  # the client acknowledged all ten; none arrived
+            proxy.withhold = False
+            broker.restart()  # SIGTERM: the session is saved with the ten still in flight
+            await recorder.wait_messages(20)
+            await wait_for(lambda: proxy.forwarded_acks >= 10, timeout=30)  # acked this time
+    assert recorder.messages == first + first
+    assert recorder.connected == 2
+    assert proxy.withheld == 10

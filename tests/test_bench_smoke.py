@@ -37,7 +37,8 @@ def _frontend_path() -> str | None:
     return None
 
 
-@pytest.mark.timeout(150)
+# Hang guards only (no performance target): a busy machine starts Home Assistant slowly.
+@pytest.mark.timeout(600)
 def test_bench_quick_prints_the_table() -> None:
     try:
         find_mosquitto()
@@ -57,7 +58,7 @@ def test_bench_quick_prints_the_table() -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=145,
+        timeout=580,
         check=False,
     )
     assert result.returncode == 0, result.stderr[-4000:]

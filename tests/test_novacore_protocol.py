@@ -736,7 +736,7 @@ class StreamProbe:
             on_readings=self.readings.extend,
             on_connected=lambda: self.connected_at.append(time.monotonic()),
             on_disconnected=lambda err: self.errors.append((time.monotonic(), err)),
-            read_timeout=5,
+            read_timeout=60,  # no spurious reconnect when a busy machine stalls a test
             backoff_initial=0.01,
             backoff_max=0.05,
         )
@@ -778,7 +778,7 @@ async def test_stream_key_refused_twice_raises(
     novacore.server.fail_stream(401, count=100)
     probe = StreamProbe(_client(session, novacore))
     with pytest.raises(NovacoreAuthError):
-        await asyncio.wait_for(probe.task, 5)
+        await asyncio.wait_for(probe.task, 30)  # a hang guard
     assert novacore.server.verifies == 3
     assert _stream_requests(novacore) == 3
     assert not probe.stream.connected
@@ -805,7 +805,7 @@ async def test_stream_bare_token_refused_raises(
     novacore.server.revoke_all_tokens()
     probe = StreamProbe(_client(session, novacore, token=token))
     with pytest.raises(NovacoreAuthError):
-        await asyncio.wait_for(probe.task, 5)
+        await asyncio.wait_for(probe.task, 30)  # a hang guard
     assert _stream_requests(novacore) == 1
     assert len(probe.errors) == 1
 

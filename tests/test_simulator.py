@@ -67,7 +67,7 @@ class SSEReader:
         line, _, self._buffer = self._buffer.partition(b"\n")
         return line.decode("utf-8")
 
-    async def event(self, within: float = 5) -> dict[str, Any]:
+    async def event(self, within: float = 30) -> dict[str, Any]:
         """Return the next dispatched event: its event, id and data fields."""
         async with asyncio.timeout(within):
             fields: dict[str, Any] = {"event": None, "id": None, "retry": None}
@@ -89,7 +89,7 @@ class SSEReader:
                 else:
                     fields[name] = value
 
-    async def comment(self, within: float = 5) -> str:
+    async def comment(self, within: float = 30) -> str:
         """Return the next comment line."""
         async with asyncio.timeout(within):
             while not self.comments:
@@ -468,7 +468,9 @@ async def test_silent(
         await reader.comment()
         server.silent = True
         await server.push(SITE, {"type": "pv", "W": -1})
-        await asyncio.sleep(0.1)
+        written = await server.wait_silent(SITE)
+        while len(reader.raw) < written:  # keep-alives written before the silence
+            await reader.comment()
         reader.comments.clear()
         raw_before = len(reader.raw)
         with pytest.raises(TimeoutError):
@@ -506,11 +508,10 @@ async def test_stop_closes_streams_promptly(socket_enabled: None) -> None:
     token = _token(srv)
     async with aiohttp.ClientSession() as client, _stream(client, srv, token) as reader:
         await srv.wait_for_streams(SITE)
-        started = time.monotonic()
         await srv.stop()
         with pytest.raises(EOFError):
             await reader.event()
-        assert time.monotonic() - started < 2
+        assert srv.forced_stops == 0  # the streams ended when closed, not at the cleanup
     port = srv.port
     await srv.start(port=port)
     try:
