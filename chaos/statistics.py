@@ -103,7 +103,9 @@ async def _deliver(
     before = entry.runtime_data.stats.accepted
     publisher.put(messages)
     await publisher.drain(60)
-    await wait_for(lambda: entry.runtime_data.stats.accepted >= before + len(messages), 60)
+    assert await wait_for(
+        lambda: entry.runtime_data.stats.accepted >= before + len(messages), 120
+    ), "the entry did not parse every published reading"
 
 
 async def ha_down_6h(setup: MqttSetup) -> ScenarioResult:
@@ -133,13 +135,15 @@ async def ha_down_6h(setup: MqttSetup) -> ScenarioResult:
         # It comes back with the same client id: the queue arrives in one burst.
         assert await hass.config_entries.async_setup(entry.entry_id)
         assert entry.runtime_data.connection.client_id == client_id
-        await wait_for(lambda: entry.runtime_data.stats.accepted >= len(queued), 60)
+        assert await wait_for(lambda: entry.runtime_data.stats.accepted >= len(queued), 120)
         # The upstream sends the last queued hour again (QoS 1 allows it): nothing may change.
         await _deliver(setup, entry, publisher, queued[-4 * count :])
         await _deliver(setup, entry, publisher, fleet.hours(UP_AFTER))
         importer = entry.runtime_data.statistics
         assert importer is not None
-        await wait_for(lambda: all(feed.series.seeded for feed in importer.feeds.values()), 30)
+        assert await wait_for(
+            lambda: all(feed.series.seeded for feed in importer.feeds.values()), 120
+        )
         importer.async_flush()
         await get_instance(hass).async_block_till_done()
         await publisher.stop()

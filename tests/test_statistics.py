@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Generator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -264,13 +265,19 @@ class _Hold(RecorderTask):
         self.gate.wait(10)
 
 
-async def test_interval_register(hass: HomeAssistant, mosquitto: Any) -> None:
-    """Energy per interval goes into the hours each interval covers, also across a restart."""
-    entry = await setup_ainsite(hass, mosquitto)
+async def map_register_12_to_energy_per_interval(hass: HomeAssistant, entry: Any) -> None:
+    """Set the mapping as the options flow does, then reload (as the flow does on every release)."""
     hass.config_entries.async_update_entry(
         entry, options={"registers": {"12": {"kind": "energy_interval", "unit": "kWh"}}}
     )
+    assert await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
+
+
+async def test_interval_register(hass: HomeAssistant, mosquitto: Any) -> None:
+    """Energy per interval goes into the hours each interval covers, also across a restart."""
+    entry = await setup_ainsite(hass, mosquitto)
+    await map_register_12_to_energy_per_interval(hass, entry)
     await wait_for(lambda: entry.state is ConfigEntryState.LOADED and entry.runtime_data.connected)
     quarters = [v2(12, 0.25 * (n + 1), iso(hour(n / 4)), iso(hour((n + 1) / 4))) for n in range(6)]
     # One interval across an hour boundary: 1.0 kWh from 01:30 to 02:30.
@@ -409,10 +416,7 @@ async def test_disabled_sensors_get_no_statistic(hass: HomeAssistant, novacore: 
 
 async def test_feeds_ignore_what_they_cannot_place(hass: HomeAssistant, mosquitto: Any) -> None:
     entry = await setup_ainsite(hass, mosquitto)
-    hass.config_entries.async_update_entry(
-        entry, options={"registers": {"12": {"kind": "energy_interval", "unit": "kWh"}}}
-    )
-    await hass.async_block_till_done()
+    await map_register_12_to_energy_per_interval(hass, entry)
     await wait_for(lambda: entry.state is ConfigEntryState.LOADED and entry.runtime_data.connected)
     await publish(
         mosquitto,
@@ -442,6 +446,29 @@ async def test_feeds_ignore_what_they_cannot_place(hass: HomeAssistant, mosquitt
     assert hass.config_entries.async_get_entry(entry.entry_id) is not None
     await hass.config_entries.async_remove(entry.entry_id)
     await hass.async_block_till_done()
+
+
+async def test_readings_held_for_the_read_back_survive_an_early_unload(
+    hass: HomeAssistant, mosquitto: Any
+) -> None:
+    """An unload while the recorder is too busy to read the last rows back waits for them, so
+    the readings held meanwhile are imported rather than lost (the broker does not send them
+    again: they were applied and acknowledged)."""
+    gate = threading.Event()
+    get_instance(hass).queue_task(_Hold(gate))  # the recorder is busy from the start
+    entry = await setup_ainsite(hass, mosquitto)
+    await publish(mosquitto, "mtr-1", [v1(10.0 + n, iso(hour(n))) for n in range(4)])
+    await applied(entry, 4)
+    importer = importer_of(entry)
+    assert not any(feed.series.seeded for feed in importer.feeds.values())
+    unload = hass.async_create_task(hass.config_entries.async_unload(entry.entry_id))
+    # The unload waits for the read-back, however long it takes (up to its bound).
+    done, _ = await asyncio.wait([unload], timeout=2)
+    assert not done
+    gate.set()
+    assert await unload
+    await async_wait_recording_done(hass)
+    assert [row["sum"] for row in await hourly(hass, ENERGY_ID)] == [1.0, 2.0, 3.0]
 
 
 async def test_pending_rows_are_imported_when_home_assistant_stops(

@@ -12,6 +12,8 @@ statistics and the sensors work as before.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import datetime
 import time
 from typing import TYPE_CHECKING, Any, Final, cast
@@ -51,6 +53,9 @@ ENABLED = True
 FLUSH_DELAY: Final = 5.0
 """Seconds from the first changed hour to the import that carries it (and everything since)."""
 RETRY_DELAY: Final = 60.0
+SEED_WAIT: Final = 8.0
+"""Seconds an unload or a stop waits for the last rows to be read back, so nothing held is lost
+(Home Assistant itself waits 10 s for an unloading entry's tasks)."""
 """Seconds before the recorder is asked again after it could not be read."""
 STORE_VERSION: Final = 1
 STORE_SAVE_DELAY: Final = 60.0
@@ -190,7 +195,8 @@ class StatisticsImporter:
         self.feeds: dict[str, StatisticFeed] = {}
         self._dirty: set[StatisticFeed] = set()
         self._to_seed: list[StatisticFeed] = []
-        self._seeding = False
+        self._seeding: asyncio.Task[None] | None = None
+        """Reads the last rows back for new series; their readings wait for it."""
         self._flush_unsub: CALLBACK_TYPE | None = None
         self._retry_unsub: CALLBACK_TYPE | None = None
         self._store: Store[dict[str, Any]] = Store(
@@ -226,12 +232,16 @@ class StatisticsImporter:
         self.feeds[feed.statistic_id] = feed
         self._start()
         self._to_seed.append(feed)
-        if not self._seeding:
-            self._seeding = True
-            self.entry.async_create_background_task(
+        self._async_start_seeding()
+        return feed
+
+    @callback
+    def _async_start_seeding(self) -> None:
+        if (self._seeding is None or self._seeding.done()) and self._to_seed:
+            # Not a background task: an unload does not cancel it but waits for it (shutdown).
+            self._seeding = self.entry.async_create_task(
                 self.hass, self._async_seed(), f"{self.name} statistics"
             )
-        return feed
 
     def _shown(self, point: Point) -> bool:
         """Return False for a sensor the user disabled (or disabled by default and never enabled)."""
@@ -280,16 +290,12 @@ class StatisticsImporter:
                 for feed in batch:
                     self._seed(feed, last.get(feed.statistic_id))
         finally:
-            self._seeding = False
+            self._seeding = None
 
     @callback
     def _async_retry_seed(self, _now: datetime) -> None:
         self._retry_unsub = None
-        if self._to_seed and not self._seeding:
-            self._seeding = True
-            self.entry.async_create_background_task(
-                self.hass, self._async_seed(), f"{self.name} statistics"
-            )
+        self._async_start_seeding()
 
     def _seed(self, feed: StatisticFeed, last: HourRow | None) -> None:
         stored = (self._stored or {}).get("intervals", {}).get(feed.statistic_id, [])
@@ -380,14 +386,27 @@ class StatisticsImporter:
     # --- life cycle ---------------------------------------------------------------------------
 
     @callback
-    def _async_on_stop(self, _event: Event) -> None:
+    async def _async_on_stop(self, _event: Event) -> None:
+        await self._async_wait_for_seeding()
         self.async_flush()
+
+    async def _async_wait_for_seeding(self) -> None:
+        """Let a running read-back finish, so the readings held for it are imported, not lost.
+
+        Home Assistant may stop (or the entry unload) moments after a start, while the recorder
+        is still busy: the readings that arrived meanwhile wait for their series' last row.
+        """
+        if (seeding := self._seeding) is not None and not seeding.done():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SEED_WAIT):
+                    await asyncio.shield(seeding)
 
     async def async_shutdown(self) -> None:
         """Import what is pending and keep open intervals for the next start (on unload)."""
         if self._retry_unsub is not None:
             self._retry_unsub()
             self._retry_unsub = None
+        await self._async_wait_for_seeding()
         self.async_flush()
         if any(feed.interval and feed.series.seeded for feed in self.feeds.values()):
             await self._store.async_save(self._store_data())
