@@ -1,4 +1,11 @@
-"""Publish Ainsite (Smarteo) meter readings over MQTT the way the real service does."""
+"""Publish Ainsite (Smarteo) meter readings over MQTT the way the real service does.
+
+Live readings carry the real clock's time: with `speed` > 1 each reading holds `interval`
+simulated seconds of energy but is stamped when it is sent, so a sped-up simulation never sends
+a timestamp from the future (the integration rejects those, and its statistics would fill hours
+that have not happened). A backfill (`backfill_hours`) sends the past hours first, at real-time
+rates with their past timestamps, in one burst, as the persistent session does after an outage.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +24,8 @@ import aiomqtt
 _LOGGER = logging.getLogger(__name__)
 
 REGISTER_ACCUMULATED_KWH = 2
+BACKFILL_INTERVAL = 900.0
+"""Seconds between two backfilled readings of a meter (a meter read every 15 minutes)."""
 REGISTER_INTERVAL_KWH = 12
 REGISTER_AVERAGE_KW = 7
 DEFAULT_METERS = ("mtr-1001", "mtr-1002")
@@ -83,6 +92,8 @@ class PublisherStats:
     published: int = 0
     duplicates: int = 0
     reconnects: int = 0
+    backfilled: int = 0
+    """Messages of the backfill sent (duplicates not counted)."""
     by_meter: dict[str, int] = field(default_factory=dict)
 
 
@@ -93,20 +104,69 @@ def cycle_messages(
     start: datetime,
     end: datetime,
     rng: random.Random,
+    *,
+    hours: float | None = None,
+    sent: datetime | None = None,
 ) -> list[tuple[str, bytes]]:
-    """Advance each meter from start to end and return the messages of that interval."""
-    hours = (end - start).total_seconds() / 3600
+    """Advance each meter from start to end and return the messages of that interval.
+
+    `hours`: the energy of how many hours the interval holds (default: its length; more for
+    sped-up simulated time). `sent`: the system timestamp (default: a moment after `end`).
+    """
+    if hours is None:
+        hours = (end - start).total_seconds() / 3600
     messages: list[tuple[str, bytes]] = []
     for meter in meters:
         average_kw = max(0.0, meter.base_kw * (0.5 + rng.random()))
         energy = round(average_kw * hours, 6)
         meter.total_kwh = round(meter.total_kwh + energy, 3)
         topic = meter_topic(customer_id, subscription_id, meter.meter_id)
-        system_timestamp = end + timedelta(milliseconds=rng.randint(50, 2000))
+        system_timestamp = sent or end + timedelta(milliseconds=rng.randint(50, 2000))
         messages.append((topic, payload_v1(meter.total_kwh, end, system_timestamp)))
         messages.append((topic, payload_v2(REGISTER_INTERVAL_KWH, energy, start, end)))
         messages.append((topic, payload_v2(REGISTER_AVERAGE_KW, round(average_kw, 3), start, end)))
     return messages
+
+
+def backfill_messages(
+    meters: list[MeterState],
+    customer_id: str,
+    subscription_id: str,
+    end: datetime,
+    hours: float,
+    rng: random.Random,
+    interval: float = BACKFILL_INTERVAL,
+) -> tuple[list[tuple[str, bytes]], datetime]:
+    """Return the messages of the past `hours` up to `end`, oldest first, and where they end.
+
+    Readings fall on whole multiples of `interval` (15 minutes: :00, :15, :30, :45), from the
+    meters' current totals onwards, starting with a register 2 reading at the first boundary;
+    the meters end at the totals of the last one.
+    """
+    step = timedelta(seconds=interval)
+    epoch = end.timestamp()
+    last = datetime.fromtimestamp(epoch - epoch % interval, UTC)
+    moment = last - timedelta(hours=hours)
+    messages = [
+        (
+            meter_topic(customer_id, subscription_id, meter.meter_id),
+            payload_v1(meter.total_kwh, moment),
+        )
+        for meter in meters
+    ]
+    while moment < last:
+        messages += cycle_messages(meters, customer_id, subscription_id, moment, moment + step, rng)
+        moment += step
+    return messages, last
+
+
+def _live_end(previous: datetime, rng: random.Random) -> tuple[datetime, datetime]:
+    """Return a live reading's data and system timestamps: both at or before the real clock."""
+    sent = datetime.now(UTC)
+    end = sent - timedelta(milliseconds=rng.randint(50, 2000))
+    if end <= previous:
+        end = previous + timedelta(milliseconds=1)
+    return end, max(sent, end)
 
 
 async def run_publisher(
@@ -127,13 +187,21 @@ async def run_publisher(
     start: datetime | None = None,
     stats: PublisherStats | None = None,
     reconnect_delay: float = 1.0,
+    backfill_hours: float = 0.0,
+    backfill_gate: asyncio.Event | None = None,
 ) -> PublisherStats:
     """Publish readings every interval simulated seconds (interval / speed real seconds).
 
-    Simulated time starts at start (default: now) and advances by interval per cycle, so with
-    speed > 1 the timestamps run ahead of the wall clock. Runs until cancelled or, when cycles
-    is given, for that many cycles. Survives broker outages: unsent messages are sent after
+    Each cycle holds `interval` simulated seconds of energy and is stamped with the real clock
+    (never ahead of it); its interval registers cover the real time since the previous cycle
+    (the first from `start`, default one cycle ago). Runs until cancelled or, when cycles is
+    given, for that many cycles. Survives broker outages: unsent messages are sent after
     reconnecting, in order.
+
+    With `backfill_hours`, the meters first run through that many past hours (a reading every
+    15 minutes, real-time rates, past timestamps), and those messages are sent in one burst,
+    oldest first, before the next live cycle once `backfill_gate` is set (at once without a
+    gate). Live totals continue from where the backfill ends.
     """
     rng = random.Random(seed)
     stats = stats if stats is not None else PublisherStats()
@@ -141,7 +209,14 @@ async def run_publisher(
         MeterState(meter_id, round(rng.uniform(1000, 20000), 3), rng.uniform(0.3, 3.0))
         for meter_id in meters
     ]
-    clock = start or datetime.now(UTC)
+    backfill: list[tuple[str, bytes]] = []
+    clock = start or datetime.now(UTC) - timedelta(seconds=interval / speed)
+    if backfill_hours > 0:
+        backfill, clock = backfill_messages(
+            states, customer_id, subscription_id, datetime.now(UTC), backfill_hours, rng
+        )
+    backfill_left = 0
+    """Backfill messages at the front of `pending`."""
     pending: list[tuple[str, bytes]] = []
     client_id = f"ainsite-sim-{uuid.uuid4().hex[:12]}"
     loop = asyncio.get_running_loop()
@@ -159,14 +234,25 @@ async def run_publisher(
                 max_inflight_messages=100,
             ) as client:
                 while cycles is None or stats.cycles < cycles or pending:
+                    if backfill and (backfill_gate is None or backfill_gate.is_set()):
+                        pending[0:0] = backfill
+                        backfill_left += len(backfill)
+                        backfill = []
                     if not pending:
                         delay = next_due - loop.time()
                         if delay > 0:
                             await asyncio.sleep(delay)
                         next_due += interval / speed
-                        end = clock + timedelta(seconds=interval)
+                        end, sent = _live_end(clock, rng)
                         pending = cycle_messages(
-                            states, customer_id, subscription_id, clock, end, rng
+                            states,
+                            customer_id,
+                            subscription_id,
+                            clock,
+                            end,
+                            rng,
+                            hours=interval / 3600,
+                            sent=sent,
                         )
                         clock = end
                         stats.cycles += 1
@@ -174,6 +260,9 @@ async def run_publisher(
                         topic, payload = pending[0]
                         await client.publish(topic, payload, qos=1)
                         pending.pop(0)
+                        if backfill_left:
+                            backfill_left -= 1
+                            stats.backfilled += 1
                         stats.published += 1
                         meter_id = topic.rsplit("/", 1)[-1]
                         stats.by_meter[meter_id] = stats.by_meter.get(meter_id, 0) + 1
@@ -204,6 +293,9 @@ def main() -> None:
     parser.add_argument("--duplicate-rate", type=float, default=0.1)
     parser.add_argument("--cycles", type=int, default=None)
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument(
+        "--backfill-hours", type=float, default=0.0, help="first send this many past hours"
+    )
     parser.add_argument("--cafile", help="CA file; enables TLS")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
@@ -223,6 +315,7 @@ def main() -> None:
             tls_context=tls_context,
             seed=args.seed,
             cycles=args.cycles,
+            backfill_hours=args.backfill_hours,
         )
     )
     _LOGGER.info("Published %s", stats)

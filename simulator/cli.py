@@ -42,7 +42,8 @@ def demo_parser(prog: str = "scripts/demo") -> argparse.ArgumentParser:
         "--speed",
         type=float,
         default=720.0,
-        help="simulated seconds per real second (720: a simulated day in 2 minutes)",
+        help="simulated seconds per real second (720: a simulated day in 2 minutes); readings"
+        " are stamped with the real clock, so each real hour holds that many hours of energy",
     )
     parser.add_argument(
         "--config-dir",
@@ -78,7 +79,8 @@ def demo_parser(prog: str = "scripts/demo") -> argparse.ArgumentParser:
         "--no-backfill",
         dest="backfill",
         action="store_false",
-        help="do not import a simulated past day of statistics for the energy dashboard",
+        help="do not send a past day of readings at start-up (they give the energy dashboard"
+        " its past hours, filed by the integration's statistics)",
     )
     parser.add_argument(
         "--simulators-only",
@@ -104,7 +106,9 @@ def screenshot_parser(prog: str = "scripts/screenshot") -> argparse.ArgumentPars
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Screenshot the running demo (scripts/demo) in headless Chromium: "
-        "docs/device.png (the PV device) and docs/energy.png (the energy dashboard).",
+        "docs/device.png (the PV device), docs/energy.png (the energy dashboard) and "
+        "docs/energy-hours.png (the energy dashboard over the past day, which the demo sent "
+        "in one burst at start-up).",
         epilog="Start the demo first (scripts/demo, which creates .demo/venv); Chromium is "
         "installed with apt-get when it is missing.",
     )

@@ -2,8 +2,9 @@
 
 Starts a Novacore server fed by the site model, a mosquitto broker fed by the Ainsite publisher,
 and a real Home Assistant; onboards it through its own API, adds both sources through the
-integration's config flow over REST, sets up the energy dashboard, and keeps everything running
-until Ctrl-C or SIGTERM. Everything started is stopped on the way out.
+integration's config flow over REST, sends both a past day of readings the way live data comes
+(the backfill), sets up the energy dashboard, and keeps everything running until Ctrl-C or
+SIGTERM. Everything started is stopped on the way out.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from . import broker
-from .ainsite_publisher import DEFAULT_METERS, run_publisher
+from .ainsite_publisher import BACKFILL_INTERVAL, DEFAULT_METERS, PublisherStats, run_publisher
 from .broker import free_port, password_hash, port_is_free
 from .cli import DEFAULT_STATE_FILE, DEMO_PASSWORD, DEMO_USERNAME, REPO_ROOT, demo_parser
 from .model import SiteModel, run_site
@@ -54,6 +55,9 @@ CUSTOMER_ID = "cust-demo"
 SUBSCRIPTION_ID = "sub-demo"
 MQTT_USERNAME = "ainsite-demo"
 BACKFILL_HOURS = 24
+"""The past hours both sources send at start-up, a reading every 15 minutes."""
+BACKFILL_TIMEOUT = 180.0
+"""Seconds to wait for the integration to import the backfilled hours as statistics."""
 
 # Home Assistant integrations the demo configures, on top of those Home Assistant always loads.
 CONFIGURED_INTEGRATIONS = ("api", "config", "energy", "history", "logbook", "recorder", "search")
@@ -303,6 +307,13 @@ class Demo:
     model: SiteModel | None = None
     token: str | None = None
     entities: dict[str, Any] = field(default_factory=dict)
+    statistics: dict[str, Any] = field(default_factory=dict)
+    """The integration's external statistic of each energy total the dashboard uses."""
+    backfill_end: datetime | None = None
+    """Where the past day the demo sends at start-up ends (a 15-minute boundary)."""
+    backfill_gate: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once the Ainsite entry's session is subscribed: the publisher sends the past day."""
+    publisher_stats: PublisherStats = field(default_factory=PublisherStats)
     state_written: bool = False
 
     @property
@@ -328,16 +339,18 @@ class Demo:
         if options.simulators_only:
             await self._start_novacore()
             self._start_mosquitto()
-            self.tasks.append(asyncio.create_task(self._run_publisher(), name="ainsite-publisher"))
+            self._start_publisher()
             return
         self._prepare_config_dir()
         if not port_is_free(options.port):
             raise DemoError(
                 f"port {options.port} is in use (another Home Assistant?): pick one with --port"
             )
+        if options.backfill:
+            now = time.time()
+            self.backfill_end = datetime.fromtimestamp(now - now % BACKFILL_INTERVAL, UTC)
         await self._start_novacore()
         self._start_mosquitto()
-        self.tasks.append(asyncio.create_task(self._run_publisher(), name="ainsite-publisher"))
         self._write_configuration()
         self._start_hass()
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
@@ -350,12 +363,19 @@ class Demo:
                 await self._set_core_config(ws)
                 await self._remove_onboarding_extras(session, token)
                 await self._add_novacore(session, token)
-                await self._add_ainsite(session, token)
-                _say("waiting for the integration's sensors")
-                self.entities = await self._find_entities(ws)
                 if options.backfill:
-                    await self._backfill(ws)
+                    await self._backfill_novacore()
+                await self._add_ainsite(session, token)
+                self._start_publisher()
+                _say("waiting for the integration's sensors")
+                unique_ids = await self._find_entities(ws)
+                self.statistics = statistic_ids(unique_ids)
                 await self._set_energy_prefs(ws)
+                if options.backfill:
+                    # A live reading of every meter came through: the entry's session is
+                    # subscribed, and the past day goes the same way.
+                    self.backfill_gate.set()
+                    await self._wait_for_backfill(ws)
 
     def _prepare_config_dir(self) -> None:
         requested = self.options.config_dir
@@ -385,12 +405,53 @@ class Demo:
         self.novacore = server
         public_key = base64.b64encode(self.key.public_key().public_bytes_raw()).decode()
         identity = server.add_identity(public_key, "idn-demo")
-        self.model = SiteModel(SITE_ID, SITE_NAME, speed=self.options.speed)
+        start = None
+        if self.backfill_end is not None:  # the model starts a day ago; the backfill runs it
+            start = (self.backfill_end - timedelta(hours=BACKFILL_HOURS)).astimezone()
+        self.model = SiteModel(SITE_ID, SITE_NAME, speed=self.options.speed, start=start)
         server.add_site(SITE_ID, SITE_NAME, self.model.devices(), identities=[identity])
-        self.tasks.append(asyncio.create_task(run_site(server, self.model), name="novacore-site"))
+        if start is None:
+            self._start_site()
         _say(
             f"Novacore server at {server.url} (site {SITE_ID}: PV, battery, inverter, 3-phase"
             f" meter, EV charger; {self.options.wire} wire)"
+        )
+
+    def _start_site(self) -> None:
+        """Send the site's live readings, stamped with the real clock, every second."""
+        assert self.novacore is not None
+        assert self.model is not None
+        self.tasks.append(
+            asyncio.create_task(run_site(self.novacore, self.model), name="novacore-site")
+        )
+
+    async def _backfill_novacore(self) -> None:
+        """Send the site's past day through the integration's stream, in order, then go live.
+
+        The model started a day ago; it runs through that day in 15-minute steps and each
+        reading carries its simulated (past) time. The integration handles them as any other
+        readings: the sensors end at the newest, and its statistics file each reading's energy
+        under the hour it was measured in. Live readings (real time) follow.
+        """
+        server, model, end = self.novacore, self.model, self.backfill_end
+        assert server is not None
+        assert model is not None
+        assert end is not None
+        try:
+            await server.wait_for_streams(SITE_ID, timeout=60)
+        except TimeoutError:
+            raise DemoError(
+                f"the integration did not open the Novacore stream:\n{self._hass_log_tail()}"
+            ) from None
+        count = 0
+        for readings in model.past_readings(end.astimezone(), BACKFILL_INTERVAL):
+            for reading in readings:
+                await server.push(SITE_ID, reading)
+                count += 1
+        self._start_site()
+        _say(
+            f"sent the Novacore site's past {BACKFILL_HOURS} hours through its stream"
+            f" ({count} readings with past timestamps), then live readings"
         )
 
     def _start_mosquitto(self) -> None:
@@ -415,6 +476,8 @@ class Demo:
             "persistence true",
             f"persistence_location {broker_dir / 'persistence'}/",
             "autosave_interval 10",
+            # The past day arrives as one burst: let the session queue all of it.
+            "max_queued_messages 10000",
             "log_dest stdout",
             "log_type error",
             "log_type warning",
@@ -438,9 +501,15 @@ class Demo:
             time.sleep(0.05)
         _say(f"mosquitto on 127.0.0.1:{port} (user {MQTT_USERNAME}, pid {child.pid})")
 
+    def _start_publisher(self) -> None:
+        self.tasks.append(asyncio.create_task(self._run_publisher(), name="ainsite-publisher"))
+
     async def _run_publisher(self) -> None:
-        # One reading per meter every 15 simulated minutes, at least once a minute for real.
+        # One reading per meter every 15 simulated minutes, at least once a minute for real;
+        # stamped with the real clock (see simulator/ainsite_publisher.py). The past day waits
+        # for the gate: the entry's session must exist to keep it.
         interval = min(900.0, max(60.0, self.options.speed * 1.25))
+        backfill = self.backfill_end is not None and not self.options.simulators_only
         await run_publisher(
             "127.0.0.1",
             self.options.mqtt_port,
@@ -452,6 +521,9 @@ class Demo:
             interval=interval,
             speed=self.options.speed,
             duplicate_rate=0.1,
+            stats=self.publisher_stats,
+            backfill_hours=BACKFILL_HOURS if backfill else 0.0,
+            backfill_gate=self.backfill_gate,
         )
 
     def _write_configuration(self) -> None:
@@ -642,7 +714,10 @@ class Demo:
         _say("added the Ainsite subscription through the config flow")
 
     async def _find_entities(self, ws: HassWebSocket, timeout: float = 60.0) -> dict[str, Any]:
-        """Return the entity ids the energy dashboard uses, found in the entity registry."""
+        """Find the entities the energy dashboard uses in the entity registry (self.entities).
+
+        Return their unique ids by the same names (the Ainsite meters' as a list).
+        """
         assert self.model is not None
         model = self.model
         wanted = {
@@ -655,6 +730,8 @@ class Demo:
             "grid_power": f"{SITE_ID}_{model.meter_der_id}_power",
             "grid_imported": f"{SITE_ID}_{model.meter_der_id}_energy_imported",
             "grid_exported": f"{SITE_ID}_{model.meter_der_id}_energy_exported",
+            "ev_power": f"{SITE_ID}_{model.charger_der_id}_power",
+            "ev_charged": f"{SITE_ID}_{model.charger_der_id}_energy_charged",
         }
         deadline = time.monotonic() + timeout
         while True:
@@ -667,18 +744,19 @@ class Demo:
                 if unique_id in by_unique_id
             }
             ainsite = sorted(
-                entry["entity_id"]
+                (entry["entity_id"], entry["unique_id"])
                 for entry in mine
                 if entry.get("translation_key") == "energy_total"
             )
             states = {state["entity_id"]: state for state in await ws.call("get_states")}
             ready = all(
                 states.get(entity_id, {}).get("state") not in (None, "unknown", "unavailable")
-                for entity_id in [*found.values(), *ainsite]
+                for entity_id in [*found.values(), *(entity_id for entity_id, _ in ainsite)]
             )
             if len(found) == len(wanted) and len(ainsite) >= len(DEFAULT_METERS) and ready:
-                found["ainsite_meters"] = ainsite
-                return found
+                found["ainsite_meters"] = [entity_id for entity_id, _ in ainsite]
+                self.entities = found
+                return {**wanted, "ainsite_meters": [unique_id for _, unique_id in ainsite]}
             if time.monotonic() > deadline:
                 missing = sorted(set(wanted) - set(found))
                 raise DemoError(
@@ -687,70 +765,67 @@ class Demo:
                 )
             await asyncio.sleep(1)
 
-    async def _backfill(self, ws: HassWebSocket) -> None:
-        """Give the energy dashboard the past day at once: hourly statistics from the model.
+    async def _wait_for_backfill(self, ws: HassWebSocket) -> None:
+        """Wait until the integration has imported the past day as hourly statistics.
 
-        Home Assistant compiles an hour's statistics when the hour is over, so a fresh
-        instance shows no bars for up to an hour. The same site model, run over the past
-        day in real time, provides them; the sums end at zero where the live ones start.
+        Both sources sent their past day as readings (the Novacore site through its stream,
+        the Ainsite meters through the broker); the integration's statistics importer files
+        them under their hours, as it does with late or queued live readings.
         """
-        now = datetime.now(UTC).astimezone()
-        first = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=BACKFILL_HOURS)
-        model = SiteModel(SITE_ID, SITE_NAME, speed=1.0, seed=7, start=first)
-        fields = {
-            "pv_energy": "total_generation_Wh",
-            "battery_charged": "total_charge_Wh",
-            "battery_discharged": "total_discharge_Wh",
-            "grid_imported": "total_import_Wh",
-            "grid_exported": "total_export_Wh",
-        }
-        hours: list[tuple[datetime, dict[str, float]]] = []
-        for hour in range(BACKFILL_HOURS):
-            model.step(3600.0)
-            totals = {name: getattr(model, attr) / 1000.0 for name, attr in fields.items()}
-            hours.append((first + timedelta(hours=hour), totals))
-        last = hours[-1][1]
-        for name in fields:
-            entity_id = self.entities[name]
-            metadata: dict[str, Any] = {
-                "has_mean": False,
-                "has_sum": True,
-                "name": None,
-                "source": "recorder",
-                "statistic_id": entity_id,
-                "unit_of_measurement": "kWh",
-            }
-            stats = [
-                {
-                    "start": start.isoformat(),
-                    "state": round(totals[name], 3),
-                    "sum": round(totals[name] - last[name], 3),
-                }
-                for start, totals in hours
-            ]
-            try:
-                await ws.call("recorder/import_statistics", metadata=metadata, stats=stats)
-            except HassError:
-                # Newer releases describe the mean and the unit class in the metadata.
-                try:
-                    await ws.call(
-                        "recorder/import_statistics",
-                        metadata={**metadata, "mean_type": 0, "unit_class": "energy"},
-                        stats=stats,
-                    )
-                except HassError as err:
-                    _say(f"no past-day statistics for {entity_id}: {err}")
-                    return
-        _say(f"imported {BACKFILL_HOURS} hours of past statistics for the energy dashboard")
+        assert self.backfill_end is not None
+        first = self.backfill_end - timedelta(hours=BACKFILL_HOURS)
+        ids = energy_statistic_ids(self.statistics)
+        deadline = time.monotonic() + BACKFILL_TIMEOUT
+        short: list[str] = ids
+        while True:
+            rows = await ws.call(
+                "recorder/statistics_during_period",
+                start_time=first.isoformat(),
+                statistic_ids=ids,
+                period="hour",
+                types=["sum"],
+            )
+            # The first hour holds the first reading; every hour after it is closed.
+            short = [item for item in ids if len(rows.get(item, [])) < BACKFILL_HOURS - 1]
+            if not short:
+                _say(
+                    f"the energy dashboard has the past {BACKFILL_HOURS} hours: the integration"
+                    " filed the backfilled readings under their hours"
+                )
+                return
+            if time.monotonic() > deadline:
+                _say(f"the past hours are still missing for {short} (the dashboard fills later)")
+                return
+            await asyncio.sleep(1)
 
     async def _set_energy_prefs(self, ws: HassWebSocket) -> None:
-        entities = self.entities
-        prefs = energy_preferences(entities, power=True)
+        assert self.model is not None
+        capacity = self.model.battery_capacity_wh / 1000.0
+        prefs = energy_preferences(
+            self.entities, self.statistics, power=True, battery_capacity_kwh=capacity
+        )
         try:
             await ws.call("energy/save_prefs", **prefs)
-        except HassError:
-            await ws.call("energy/save_prefs", **energy_preferences(entities, power=False))
-        _say("energy dashboard set up (grid, solar, battery, Ainsite meters as devices)")
+        except HassError as err:
+            _say(f"the energy dashboard refused the power sensors ({err}); set up without them")
+            prefs = energy_preferences(
+                self.entities, self.statistics, power=False, battery_capacity_kwh=capacity
+            )
+            await ws.call("energy/save_prefs", **prefs)
+        solar, battery = prefs["energy_sources"][-2:]
+        extras = [
+            name
+            for name, present in (
+                ("power sensors", "stat_rate" in solar),
+                ("battery state of charge", "stat_soc" in battery),
+            )
+            if present
+        ]
+        _say(
+            "energy dashboard set up from the integration's statistics: grid (the site's meter"
+            " and the Ainsite meters), solar, battery, the EV charger as a device"
+            + (f"; {', '.join(extras)}" if extras else "")
+        )
 
     # ------------------------------------------------------------ ready
 
@@ -795,6 +870,11 @@ class Demo:
             "ha_pid": self.hass.pid if self.hass else None,
             "mosquitto_pid": self.mosquitto.pid if self.mosquitto else None,
             "entities": self.entities,
+            "statistics": self.statistics,
+            "backfill_start": None
+            if self.backfill_end is None
+            else (self.backfill_end - timedelta(hours=BACKFILL_HOURS)).isoformat(),
+            "backfill_end": None if self.backfill_end is None else self.backfill_end.isoformat(),
         }
 
     def write_state(self, info: dict[str, Any]) -> None:
@@ -835,8 +915,35 @@ class Demo:
                 shutil.rmtree(self.config_dir, ignore_errors=True)
 
 
+TOTALS = ("pv_energy", "battery_charged", "battery_discharged", "grid_imported", "grid_exported")
+
+
+def statistic_ids(unique_ids: dict[str, Any]) -> dict[str, Any]:
+    """Return the integration's external statistic of each energy total, by the same names.
+
+    `energy_telemetry:<the sensor's unique id, slugified>`, as the integration names them.
+    """
+    from homeassistant.util import slugify  # noqa: PLC0415 - Home Assistant is heavy
+
+    def of(unique_id: str) -> str:
+        return f"{DOMAIN}:{slugify(unique_id)}"
+
+    found: dict[str, Any] = {name: of(unique_ids[name]) for name in (*TOTALS, "ev_charged")}
+    found["ainsite_meters"] = [of(unique_id) for unique_id in unique_ids["ainsite_meters"]]
+    return found
+
+
+def energy_statistic_ids(statistics: dict[str, Any]) -> list[str]:
+    """Return every statistic id of `statistic_ids`, as a flat list."""
+    return [
+        item
+        for value in statistics.values()
+        for item in (value if isinstance(value, list) else [value])
+    ]
+
+
 def _schema_keys(schema: Any) -> set[str]:
-    """Return the keys a voluptuous schema (possibly wrapped in vol.All) accepts."""
+    """Return the keys a voluptuous or probatio schema (possibly inside an All) accepts."""
     inner = getattr(schema, "schema", None)
     if isinstance(inner, dict):
         return {str(key) for key in inner}
@@ -846,8 +953,21 @@ def _schema_keys(schema: Any) -> set[str]:
     return keys
 
 
+def energy_schema_keys(name: str) -> set[str]:
+    """Return the keys the running Home Assistant's energy preferences accept in a part.
+
+    `name`: a schema of `homeassistant.components.energy.data`, such as
+    "BATTERY_SOURCE_SCHEMA"; no keys when this release does not have it.
+    """
+    try:
+        from homeassistant.components.energy import data  # noqa: PLC0415
+    except ImportError:
+        return set()
+    return _schema_keys(getattr(data, name, None))
+
+
 def _unified_grid() -> bool:
-    """Return True where a grid source names its meters directly (Home Assistant 2026+)."""
+    """Return True where a grid source names its meters directly (Home Assistant 2026.3+)."""
     try:
         from homeassistant.components.energy import data  # noqa: PLC0415
     except ImportError:
@@ -856,36 +976,61 @@ def _unified_grid() -> bool:
     return grid_type is not None and "stat_energy_to" in getattr(grid_type, "__annotations__", {})
 
 
-def energy_preferences(entities: dict[str, Any], *, power: bool) -> dict[str, Any]:
-    """Return energy/save_prefs arguments; power sensors only where this release takes them."""
-    grid: dict[str, Any]
+def _power(keys: set[str], entity_id: str) -> dict[str, Any]:
+    """Return a source's power sensor in the newest form this release takes, or nothing.
+
+    The integration's power sensors already follow the dashboard's signs (grid positive while
+    importing, battery positive while discharging), so the standard form is the right one:
+    the inverted and two-sensor forms of `power_config` are for sensors that do not.
+    """
+    if "power_config" in keys:
+        return {"power_config": {"stat_rate": entity_id}}
+    if "stat_rate" in keys:
+        return {"stat_rate": entity_id}
+    return {}
+
+
+def _grid_sources(statistics: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return the grid connections: the site's meter, then each Ainsite meter (import only).
+
+    An Ainsite meter is a utility meter: the energy it counts comes from the grid. Newer
+    releases take a grid source per connection; older ones one grid source with lists.
+    """
+    meters = statistics["ainsite_meters"]
     if _unified_grid():
-        grid = {
-            "type": "grid",
-            "stat_energy_from": entities["grid_imported"],
-            "stat_energy_to": entities["grid_exported"],
-            "stat_cost": None,
-            "entity_energy_price": None,
-            "number_energy_price": None,
-            "stat_compensation": None,
-            "entity_energy_price_export": None,
-            "number_energy_price_export": None,
-            "cost_adjustment_day": 0.0,
-        }
-    else:
-        grid = {
+        return [
+            {
+                "type": "grid",
+                "stat_energy_from": energy_from,
+                "stat_energy_to": energy_to,
+                "stat_cost": None,
+                "entity_energy_price": None,
+                "number_energy_price": None,
+                "stat_compensation": None,
+                "entity_energy_price_export": None,
+                "number_energy_price_export": None,
+                "cost_adjustment_day": 0.0,
+            }
+            for energy_from, energy_to in [
+                (statistics["grid_imported"], statistics["grid_exported"]),
+                *((meter, None) for meter in meters),
+            ]
+        ]
+    return [
+        {
             "type": "grid",
             "flow_from": [
                 {
-                    "stat_energy_from": entities["grid_imported"],
+                    "stat_energy_from": energy_from,
                     "stat_cost": None,
                     "entity_energy_price": None,
                     "number_energy_price": None,
                 }
+                for energy_from in (statistics["grid_imported"], *meters)
             ],
             "flow_to": [
                 {
-                    "stat_energy_to": entities["grid_exported"],
+                    "stat_energy_to": statistics["grid_exported"],
                     "stat_compensation": None,
                     "entity_energy_price": None,
                     "number_energy_price": None,
@@ -893,35 +1038,53 @@ def energy_preferences(entities: dict[str, Any], *, power: bool) -> dict[str, An
             ],
             "cost_adjustment_day": 0.0,
         }
+    ]
+
+
+def energy_preferences(
+    entities: dict[str, Any],
+    statistics: dict[str, Any],
+    *,
+    power: bool,
+    battery_capacity_kwh: float | None = None,
+) -> dict[str, Any]:
+    """Return energy/save_prefs arguments with only the keys this release accepts.
+
+    Energy comes from the integration's external statistics (each reading in the hour it was
+    measured); power, state of charge and capacity from the sensors, where this release has
+    them (`power`: False leaves the power sensors out). The EV charger's charging is a device.
+    """
+    grids = _grid_sources(statistics)
     solar: dict[str, Any] = {
         "type": "solar",
-        "stat_energy_from": entities["pv_energy"],
+        "stat_energy_from": statistics["pv_energy"],
         "config_entry_solar_forecast": None,
     }
     battery: dict[str, Any] = {
         "type": "battery",
-        "stat_energy_from": entities["battery_discharged"],
-        "stat_energy_to": entities["battery_charged"],
+        "stat_energy_from": statistics["battery_discharged"],
+        "stat_energy_to": statistics["battery_charged"],
     }
+    battery_keys = energy_schema_keys("BATTERY_SOURCE_SCHEMA")
+    if "stat_soc" in battery_keys:
+        battery["stat_soc"] = entities["battery_soc"]
+    if "capacity" in battery_keys and battery_capacity_kwh:
+        battery["capacity"] = battery_capacity_kwh
     if power:
-        try:
-            from homeassistant.components.energy import data  # noqa: PLC0415
-        except ImportError:
-            data = None  # type: ignore[assignment]
-        if data is not None:
-            if "stat_rate" in _schema_keys(getattr(data, "SOLAR_SOURCE_SCHEMA", None)):
-                solar["stat_rate"] = entities["pv_power"]
-            if "stat_rate" in _schema_keys(getattr(data, "BATTERY_SOURCE_SCHEMA", None)):
-                battery["stat_rate"] = entities["battery_power"]
-            if "flow_from" not in grid:
-                grid["stat_rate"] = entities["grid_power"]
-            elif "power" in _schema_keys(getattr(data, "GRID_SOURCE_SCHEMA", None)):
-                grid["power"] = [{"stat_rate": entities["grid_power"]}]
+        if "stat_rate" in energy_schema_keys("SOLAR_SOURCE_SCHEMA"):
+            solar["stat_rate"] = entities["pv_power"]
+        battery.update(_power(battery_keys, entities["battery_power"]))
+        grid = grids[0]  # the site's meter has the power sensor
+        grid_keys = energy_schema_keys("GRID_SOURCE_SCHEMA")
+        if "flow_from" not in grid:
+            grid.update(_power(grid_keys, entities["grid_power"]))
+        elif "power" in grid_keys:
+            option = _power(energy_schema_keys("GRID_POWER_SOURCE_SCHEMA"), entities["grid_power"])
+            if option:
+                grid["power"] = [option]  # pairs with the first of flow_from
     return {
-        "energy_sources": [grid, solar, battery],
-        "device_consumption": [
-            {"stat_consumption": entity_id} for entity_id in entities.get("ainsite_meters", [])
-        ],
+        "energy_sources": [*grids, solar, battery],
+        "device_consumption": [{"stat_consumption": statistics["ev_charged"]}],
     }
 
 

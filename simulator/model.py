@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from .novacore_server import NovacoreServer
 
@@ -247,12 +247,33 @@ class SiteModel:
             remaining -= dt
         return self.readings()
 
-    def readings(self) -> list[dict[str, Any]]:
+    def past_readings(self, end: datetime, every: float) -> Iterator[list[dict[str, Any]]]:
+        """Advance simulated time to `end` in steps of `every` simulated seconds, yielding readings.
+
+        For a backfill: the model starts in the past (`start`), and each step's readings carry
+        the simulated time as their timestamp, beginning with the readings at the start. Once
+        `end` is reached, `step` and `readings` go on with the real clock's timestamps.
+        """
+        yield self.readings(self._sim_timestamp())
+        while (left := (end - self.sim_time).total_seconds()) > 0.001:
+            remaining = min(every, left)
+            while remaining > 1e-9:
+                dt = min(MAX_SUBSTEP_S, remaining)
+                self._advance(dt)
+                remaining -= dt
+            yield self.readings(self._sim_timestamp())
+
+    def _sim_timestamp(self) -> int:
+        return round(self.sim_time.timestamp() * 1000)
+
+    def readings(self, timestamp: int | None = None) -> list[dict[str, Any]]:
         """Return the current reading of each DER without advancing (documented wire).
 
-        In this order: PV, battery, meter, inverter, EV charger.
+        In this order: PV, battery, meter, inverter, EV charger. `timestamp` (epoch ms) defaults
+        to the real clock: sped-up simulated time never stamps a reading in the future.
         """
-        timestamp = int(self._clock() * 1000)
+        if timestamp is None:
+            timestamp = int(self._clock() * 1000)
         return [
             self._pv_reading(timestamp),
             self._battery_reading(timestamp),

@@ -2,7 +2,8 @@
 
 Reads the demo's ready info (.demo/state.json), logs in as the demo user through Home
 Assistant's login flow, hands the tokens to the frontend, and drives Chromium over the DevTools
-protocol to capture the PV device page and the energy dashboard.
+protocol to capture the PV device page, the energy dashboard (today), and the energy dashboard
+over the past day: the hours of the readings the demo sent in one burst at start-up.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+from datetime import datetime
 import json
 import os
 from pathlib import Path
@@ -69,6 +71,23 @@ _CHARTS_JS = """
   };
   walk(document);
   return count;
+})()
+"""
+
+
+# Show the energy dashboard from START to END (epoch ms): the frontend keeps its period in an
+# energy collection on the websocket connection ("_energy_dashboard" from 2025.x, "_energy"
+# before). Returns false when this frontend has none (the dashboard then shows today).
+_SET_PERIOD_JS = """
+(() => {
+  const root = document.querySelector("home-assistant");
+  const connection = root && root.hass && root.hass.connection;
+  if (!connection) return false;
+  const collection = connection._energy_dashboard || connection._energy;
+  if (!collection || typeof collection.setPeriod !== "function") return false;
+  collection.setPeriod(new Date(START), new Date(END));
+  collection.refresh();
+  return true;
 })()
 """
 
@@ -279,8 +298,35 @@ async def take(args: argparse.Namespace) -> None:
                     await asyncio.sleep(0.5)
                 await asyncio.sleep(args.settle)
                 await tools.screenshot(out_dir / "energy.png")
+
+                await _past_day_by_hour(tools, info, args, out_dir / "energy-hours.png")
         finally:
             _stop_chromium(process, profile)
+
+
+async def _past_day_by_hour(
+    tools: DevTools, info: dict[str, Any], args: argparse.Namespace, path: Path
+) -> None:
+    """Show the electricity usage per hour over the demo's backfilled day, and capture it.
+
+    The demo sent that day as readings in one burst at start-up; the integration's statistics
+    put each one's energy under the hour it was measured in.
+    """
+    if not info.get("backfill_start"):
+        _say(f"no backfill in this demo (--no-backfill): {path.name} shows today")
+        start_ms = None
+    else:
+        start = datetime.fromisoformat(info["backfill_start"])
+        hour = 3600_000
+        start_ms = int(start.timestamp() * 1000) // hour * hour
+        end_ms = (int(time.time() * 1000) // hour + 1) * hour
+    if start_ms is not None:
+        script = _SET_PERIOD_JS.replace("START", str(start_ms)).replace("END", str(end_ms))
+        if not await tools.evaluate(script):
+            _say(f"this frontend has no energy period to set: {path.name} shows today")
+    await tools.wait_for_text(["Electricity usage"])
+    await asyncio.sleep(args.settle)
+    await tools.screenshot(path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import datetime
+from datetime import datetime, timedelta
 import itertools
 import json
 import os
@@ -15,10 +15,11 @@ import time
 from typing import Any
 
 import aiohttp
+from homeassistant.util import slugify
 import pytest
 
 from simulator.broker import free_port, port_is_free
-from simulator.demo import HassWebSocket
+from simulator.demo import BACKFILL_HOURS, HassWebSocket, energy_schema_keys
 
 from .conftest import environment_without_coverage
 
@@ -27,6 +28,9 @@ SAMPLES = 8
 SAMPLE_INTERVAL = 2.0  # real seconds: 24 simulated minutes at x720
 # Hang guards: a busy machine starts Home Assistant slowly (the demo allows it 300 s).
 READY_TIMEOUT = 330
+STATISTICS_TIMEOUT = 120  # a hang guard: the demo waits for them before it is ready
+HOUR = timedelta(hours=1)
+TOTALS = ("pv_energy", "battery_charged", "battery_discharged", "grid_imported", "grid_exported")
 
 
 def _alive(pid: int) -> bool:
@@ -125,22 +129,35 @@ async def _check_running_demo(info: dict[str, Any]) -> None:
         for entity_id in named:
             assert entity_id in mine, entity_id
 
-        # The energy dashboard names the integration's sensors.
-        sources = {source["type"]: source for source in prefs["energy_sources"]}
-        grid = sources["grid"]
-        if "flow_from" in grid:  # Home Assistant before the unified grid source
-            grid = {**grid["flow_from"][0], **grid["flow_to"][0]}
-        assert grid["stat_energy_from"] == entities["grid_imported"]
-        assert grid["stat_energy_to"] == entities["grid_exported"]
-        assert sources["solar"]["stat_energy_from"] == entities["pv_energy"]
-        assert sources["battery"]["stat_energy_from"] == entities["battery_discharged"]
-        assert sources["battery"]["stat_energy_to"] == entities["battery_charged"]
-        consumers = {device["stat_consumption"] for device in prefs["device_consumption"]}
-        assert consumers == set(entities["ainsite_meters"])
+        # The energy dashboard: energy from the integration's external statistics, one per
+        # total (`energy_telemetry:<slugified unique id>`), so every reading counts in the
+        # hour it was measured; power and state of charge from the sensors, where the running
+        # release takes them.
+        def statistic(entity_id: str) -> str:
+            return f"energy_telemetry:{slugify(mine[entity_id]['unique_id'])}"
+
+        stats = {name: statistic(entities[name]) for name in (*TOTALS, "ev_charged")}
+        meters = [statistic(entity_id) for entity_id in entities["ainsite_meters"]]
+        assert info["statistics"] == {**stats, "ainsite_meters": meters}
+        _check_energy_prefs(prefs, entities, stats, meters)
+        allowed = set(mine) | set(stats.values()) | set(meters)
         for source in prefs["energy_sources"]:
             for key, value in source.items():
                 if key.startswith("stat_") and isinstance(value, str):
-                    assert value in mine, (key, value)
+                    assert value in allowed, (key, value)
+        async with HassWebSocket.connect(session, info["url"], info["token"]) as ws:
+            validation = await ws.call("energy/validate")
+            for part in validation.values():
+                for issues in part:
+                    for issue in issues:
+                        # A sensor's own statistics (power) appear at the recorder's first
+                        # 5-minute compile; the integration's statistics must be fine now.
+                        assert issue["type"] == "statistics_not_defined", validation
+                        for affected, _ in issue["affected_entities"]:
+                            assert affected in mine, validation
+            # The past day both sources sent at start-up (a burst of readings with past
+            # timestamps) is in the statistics, each hour of it.
+            await _check_backfilled_hours(ws, info, [*stats.values(), *meters], meters)
 
         # Live values over a few simulated hours.
         samples: list[dict[str, Any]] = []
@@ -207,6 +224,107 @@ async def _check_running_demo(info: dict[str, Any]) -> None:
             if same_reading < 0.5 and charged * discharged == 0:
                 assert (battery_power < 0) == (soc_change > 0), (battery_power, soc_change)
     assert checked > 0, "the battery neither charged nor discharged"
+
+
+def _check_energy_prefs(
+    prefs: dict[str, Any], entities: dict[str, Any], stats: dict[str, str], meters: list[str]
+) -> None:
+    """The dashboard's sources, with only the keys the running release accepts."""
+    grids = [source for source in prefs["energy_sources"] if source["type"] == "grid"]
+    if "flow_from" in grids[0]:  # Home Assistant before the unified grid source
+        assert len(grids) == 1
+        imports = [flow["stat_energy_from"] for flow in grids[0]["flow_from"]]
+        exports = [flow["stat_energy_to"] for flow in grids[0]["flow_to"]]
+    else:
+        imports = [grid["stat_energy_from"] for grid in grids]
+        exports = [grid["stat_energy_to"] for grid in grids if grid["stat_energy_to"]]
+    # The site's meter, then the Ainsite meters (utility meters: grid consumption).
+    assert imports == [stats["grid_imported"], *meters]
+    assert exports == [stats["grid_exported"]]
+    sources = {s["type"]: s for s in prefs["energy_sources"] if s["type"] != "grid"}
+    solar, battery = sources["solar"], sources["battery"]
+    assert solar["stat_energy_from"] == stats["pv_energy"]
+    assert battery["stat_energy_from"] == stats["battery_discharged"]
+    assert battery["stat_energy_to"] == stats["battery_charged"]
+    # The EV charger's charging is a device.
+    assert [device["stat_consumption"] for device in prefs["device_consumption"]] == [
+        stats["ev_charged"]
+    ]
+
+    battery_keys = energy_schema_keys("BATTERY_SOURCE_SCHEMA")
+    if "stat_soc" in battery_keys:
+        assert battery["stat_soc"] == entities["battery_soc"]
+    else:
+        assert "stat_soc" not in battery
+    if "stat_rate" in energy_schema_keys("SOLAR_SOURCE_SCHEMA"):
+        assert solar["stat_rate"] == entities["pv_power"]
+    else:
+        assert "stat_rate" not in solar
+    # Standard power sensors (the integration's signs are the dashboard's); Home Assistant
+    # resolves power_config to stat_rate.
+    if "stat_rate" in battery_keys:
+        assert battery["stat_rate"] == entities["battery_power"]
+        if "power_config" in battery_keys:
+            assert battery["power_config"] == {"stat_rate": entities["battery_power"]}
+    else:
+        assert "stat_rate" not in battery
+    grid, *others = grids
+    grid_keys = energy_schema_keys("GRID_SOURCE_SCHEMA")
+    if "flow_from" not in grid and "stat_rate" in grid_keys:
+        assert grid["stat_rate"] == entities["grid_power"]
+    elif "flow_from" in grid and "power" in grid_keys:
+        (option,) = grid["power"]
+        assert entities["grid_power"] in (
+            option.get("stat_rate"),
+            option.get("power_config", {}).get("stat_rate"),
+        )
+    else:
+        assert "power" not in grid
+        assert "stat_rate" not in grid
+    assert all("stat_rate" not in other for other in others)
+
+
+async def _check_backfilled_hours(
+    ws: HassWebSocket, info: dict[str, Any], ids: list[str], meters: list[str]
+) -> None:
+    """Each backfilled hour is a statistics row; sums and meter readings agree."""
+    first = datetime.fromisoformat(info["backfill_start"])
+    end = datetime.fromisoformat(info["backfill_end"])
+    assert end - first == timedelta(hours=BACKFILL_HOURS)
+    first_hour = first.replace(minute=0, second=0, microsecond=0)
+    end_hour = end.replace(minute=0, second=0, microsecond=0)
+    expected = [
+        (first_hour + HOUR * index).timestamp() for index in range((end_hour - first_hour) // HOUR)
+    ]
+    assert len(expected) == BACKFILL_HOURS
+
+    def hours(rows: dict[str, Any], statistic_id: str) -> list[dict[str, Any]]:
+        return [row for row in rows.get(statistic_id, []) if row["start"] / 1000 < end.timestamp()]
+
+    deadline = time.monotonic() + STATISTICS_TIMEOUT  # a hang guard
+    while True:
+        rows = await ws.call(
+            "recorder/statistics_during_period",
+            start_time=first_hour.isoformat(),
+            end_time=end_hour.isoformat(),
+            statistic_ids=ids,
+            period="hour",
+            types=["sum", "state"],
+        )
+        if all(len(hours(rows, item)) >= len(expected) for item in ids):
+            break
+        assert time.monotonic() < deadline, {item: len(hours(rows, item)) for item in ids}
+        await asyncio.sleep(1)
+    for statistic_id in ids:
+        series = hours(rows, statistic_id)
+        assert [row["start"] / 1000 for row in series] == expected, statistic_id
+        for before, after in itertools.pairwise(series):
+            energy = after["sum"] - before["sum"]
+            assert energy >= 0, (statistic_id, before, after)
+            # No reset in the demo: an hour's energy is what the meter reading moved.
+            assert energy == pytest.approx(after["state"] - before["state"], abs=1e-6)
+            if statistic_id in meters:  # the Ainsite meters always draw power
+                assert energy > 0, (statistic_id, after)
 
 
 def _seconds(state: dict[str, Any]) -> float:
