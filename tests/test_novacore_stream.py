@@ -524,6 +524,40 @@ async def test_out_of_order_and_duplicate_readings_dropped(
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
+async def test_a_new_entity_first_shows_its_value(hass: HomeAssistant, novacore: Novacore) -> None:
+    """The first reading of a DER creates its entities showing their values at once: no first
+    state is unavailable (Home Assistant adds an entity in the caller's turn, and writes a total's
+    state while it registers its unit: both come after the value now)."""
+    entry = await setup_fast(hass, novacore)
+    first: dict[str, str] = {}
+
+    @callback
+    def _listener(event: Event[EventStateChangedData]) -> None:
+        state = event.data["new_state"]
+        if state is not None:
+            first.setdefault(event.data["entity_id"], state.state)
+
+    unsub = hass.bus.async_listen(EVENT_STATE_CHANGED, _listener)
+    await send(
+        hass,
+        novacore,
+        entry,
+        {
+            "type": "v2x_charger",
+            "der_id": "der-evc",
+            "W": 7400,
+            "total_charge_Wh": 1_250_000,
+            "status": "charging",
+            "plug_connected": True,
+            "timestamp": TS,
+        },
+    )
+    await hass.async_block_till_done()
+    unsub()
+    assert sorted(first.values()) == ["1250.0", "7400.0", "charging", "on"], first
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
 async def test_a_reading_from_the_future_does_not_freeze_its_der(
     hass: HomeAssistant, novacore: Novacore
 ) -> None:

@@ -476,6 +476,7 @@ class NovacoreCoordinator(PushCoordinator):
                 self._apply_texts(group, reading.texts, timestamp, write)
             if came_back:
                 self._write_group(group)
+        self.async_announce_points()
 
     def _observe_sign(self, group: NovacoreGroup, reading: Reading) -> None:
         """Let the DER's counters prove its wire's sign; apply a new decision at once."""
@@ -548,7 +549,8 @@ class NovacoreCoordinator(PushCoordinator):
             return None
         point = group.points.get(description.key)
         if point is None:
-            point = self.async_add_point(group, description)
+            # Its entity is added once the reading's values are set (async_announce_points).
+            point = self.async_add_point(group, description, announce=False)
         binding = (point, description)
         group.fields[field] = binding
         return binding
@@ -588,6 +590,7 @@ class NovacoreCoordinator(PushCoordinator):
             point.value = None
             if point.entity is not None:
                 point.entity.async_write_ha_state()
+        self.async_announce_points()
 
     def diagnostics(self) -> dict[str, Any]:
         """Add the stream's counters (never the token) to the common diagnostics."""
