@@ -479,11 +479,17 @@ class NovacoreCoordinator(PushCoordinator):
         self.async_announce_points()
 
     def _observe_sign(self, group: NovacoreGroup, reading: Reading) -> None:
-        """Let the DER's counters prove its wire's sign; apply a new decision at once."""
+        """Let the DER's counters prove its wire's sign; apply a new decision at once.
+
+        The DER's own type counts, not the reading's type word: a reading found by its DER id
+        whose word names another type is read as the DER's type, and must not make the engine
+        start the DER's evidence afresh (its decision would be lost).
+        """
         signs = self.signs
         key = group.key
+        der_type = group.der_type
         values = reading.values
-        decision = signs.observe(key, reading.der_type, reading.timestamp, values.get("W"), values)
+        decision = signs.observe(key, der_type, reading.timestamp, values.get("W"), values)
         if decision is not None:
             LOGGER.log(
                 decision.level,
@@ -495,7 +501,7 @@ class NovacoreCoordinator(PushCoordinator):
         if signs.revision != self._signs_revision:
             self._signs_revision = signs.revision
             self.store.async_schedule_save()
-        if (factor := signs.factor(key, reading.der_type)) != group.sign:
+        if (factor := signs.factor(key, der_type)) != group.sign:
             self.async_set_wire_sign(key, factor)
 
     def _apply_texts(
