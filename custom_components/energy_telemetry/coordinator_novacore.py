@@ -82,7 +82,7 @@ type Binding = tuple[Point, PointDescription]
 class NovacoreGroup(Group):
     """The entities of one DER, with a map from the source's field names to points."""
 
-    __slots__ = ("der_type", "fields", "raw", "sign", "texts")
+    __slots__ = ("der_type", "fields", "raw", "sign", "text_fields", "texts")
 
     def __init__(
         self, key: str, unique_prefix: str, device_info: DeviceInfo, der_type: str, sign: int = 1
@@ -91,7 +91,13 @@ class NovacoreGroup(Group):
         super().__init__(key, unique_prefix, device_info, track_staleness=True)
         self.der_type = der_type
         self.fields: dict[str, Binding | None] = {}
-        """Wire field name -> what it feeds (None: ignored), bound under the current sign."""
+        """Wire field name -> what its numbers feed (None: ignored), bound under the current sign."""
+        self.text_fields: dict[str, Binding | None] = {}
+        """Wire field name -> what its texts and booleans feed (None: ignored).
+
+        Apart from `fields`: one name may come as a number in a reading whose type word is not
+        the DER's and as a documented text in another; each must find its own binding.
+        """
         self.sign = sign
         """The wire factor: +1 the wire follows Sourceful's documented signs, -1 inverted."""
         self.raw: dict[str, float] = {}
@@ -512,7 +518,7 @@ class NovacoreCoordinator(PushCoordinator):
         write: bool,
     ) -> None:
         """Apply the documented text and boolean fields of a reading (enums, flags)."""
-        fields = group.fields
+        fields = group.text_fields
         last_texts = group.texts
         for field, text in texts.items():
             try:
@@ -540,8 +546,9 @@ class NovacoreCoordinator(PushCoordinator):
 
     def _bind(self, group: NovacoreGroup, field: str, *, text: bool) -> Binding | None:
         """Bind a wire field of a group to its point (created if new) under the group's sign."""
-        if len(group.fields) >= MAX_FIELDS_PER_DER:
-            group.fields[field] = None
+        fields = group.text_fields if text else group.fields
+        if len(group.fields) + len(group.text_fields) >= MAX_FIELDS_PER_DER:
+            fields[field] = None
             LOGGER.debug(
                 "%s: ignoring field %s of %s (too many fields)", self.name, field, group.key
             )
@@ -551,14 +558,14 @@ class NovacoreCoordinator(PushCoordinator):
         )
         if (description.state_fn is not None) is not text:
             # A number where text is documented, or text where a number is: never shown.
-            group.fields[field] = None
+            fields[field] = None
             return None
         point = group.points.get(description.key)
         if point is None:
             # Its entity is added once the reading's values are set (async_announce_points).
             point = self.async_add_point(group, description, announce=False)
         binding = (point, description)
-        group.fields[field] = binding
+        fields[field] = binding
         return binding
 
     # --- signs --------------------------------------------------------------------------------
