@@ -1,6 +1,6 @@
 """Run every chaos scenario with the long parameters and print the table of results.
 
-Usage: scripts/chaos [pytest arguments, e.g. -k mqtt]
+Usage: scripts/chaos [--fuzz N [--seed S]] [pytest arguments, e.g. -k mqtt]
 """
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ import tempfile
 
 import pytest
 
+from .options import arguments
 from .report import FULL_ENV, REPORT_ENV, format_table, load
 
 
 def main() -> int:
     """Run the chaos tests with CHAOS_FULL=1 and print what each scenario measured."""
     root = Path(__file__).resolve().parent.parent
+    args = arguments(sys.argv[1:])  # --fuzz N: the fuzz campaign only
     with tempfile.TemporaryDirectory() as directory:
         report = Path(directory) / "chaos.jsonl"
         os.environ[FULL_ENV] = "1"
@@ -34,7 +36,7 @@ def main() -> int:
                 "--no-header",
                 "--tb=line",
                 "--show-capture=no",
-                *sys.argv[1:],
+                *args,
             ]
         )
         results = load(report)

@@ -382,6 +382,8 @@ class QueuedPublisher:
                 timeout=2,
                 logger=_UPSTREAM_LOGGER,
             )
+            # A full window is expected here, not a warning.
+            client.pending_calls_threshold = max(client.pending_calls_threshold, self.window)
             # aiomqtt's own writer registration can reach a socket a broker restart closed and
             # raise EBADF in the event loop: guard it as the integration does.
             _guard_socket_registration(client)

@@ -86,6 +86,33 @@ async def test_readings_become_states(hass: HomeAssistant, mosquitto: Any) -> No
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
+async def test_a_new_entity_first_shows_its_value(hass: HomeAssistant, mosquitto: Any) -> None:
+    """A register's first reading creates its entity showing the value at once: its first state
+    is never unavailable (not even for a total, seeded before Home Assistant writes it)."""
+    entry = await setup_ainsite(hass, mosquitto)
+    first: dict[str, str] = {}
+
+    @callback
+    def _listener(event: Event[EventStateChangedData]) -> None:
+        state = event.data["new_state"]
+        if state is not None:
+            first.setdefault(event.data["entity_id"], state.state)
+
+    unsub = hass.bus.async_listen(EVENT_STATE_CHANGED, _listener)
+    await mosquitto.apublish(topic("mtr-9"), v1(42.5, ts(60)))
+    await mosquitto.apublish(topic("mtr-9"), v2(12, 0.25, ts(0), ts(60)))
+    await wait_for(lambda: len(first) == 3)
+    await hass.async_block_till_done()
+    unsub()
+    assert first == {
+        "sensor.meter_mtr_9_energy_register_2": "42.5",
+        "sensor.meter_mtr_9_last_reading": first["sensor.meter_mtr_9_last_reading"],
+        "sensor.meter_mtr_9_register_12": "0.25",
+    }
+    assert first["sensor.meter_mtr_9_last_reading"].endswith("+00:00")
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
 def ts(second: int) -> str:
     """A timestamp `second` seconds after 12:00 today (UTC), within the parser's window."""
     from datetime import UTC, datetime, timedelta

@@ -214,6 +214,9 @@ REJECTS: list[tuple[bytes | str, str]] = [
     (_json(V1, smarteo_payload_schema_version=3), "unknown_version"),
     (_json(V1, smarteo_payload_schema_version=True), "unknown_version"),
     (_json(V1, smarteo_payload_schema_version="v1"), "unknown_version"),
+    # Unhashable: looking them up among the known versions must not raise (no "error").
+    (_json(V1, smarteo_payload_schema_version=[1]), "unknown_version"),
+    (_json(V1, smarteo_payload_schema_version={"v": 1}), "unknown_version"),
     (_json(V1, register_id=...), "missing_register"),
     (_json(V1, register_id=True), "invalid_register"),
     (_json(V1, register_id=2.5), "invalid_register"),

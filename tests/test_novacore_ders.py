@@ -259,6 +259,60 @@ async def test_ev_charger_unknown_status(
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
+async def test_a_field_sent_as_number_and_as_text_breaks_nothing(
+    hass: HomeAssistant, novacore: Novacore
+) -> None:
+    """A field name that comes as a number in one reading (whose type word is not the charger's)
+    and as the charger's documented text or boolean in another neither stops the stream nor
+    freezes the charger's plug and status: numbers and texts are bound apart."""
+    entry = await _setup(hass, novacore)
+    await send(hass, novacore, entry, EV)
+    # Found by their DER ids, read as that DER's type: a number where the charger documents a
+    # boolean or an enum is ignored, as is a boolean where the battery documents nothing.
+    await send(
+        hass,
+        novacore,
+        entry,
+        {
+            "type": "pv",
+            "der_id": "der-evc",
+            "W": 10,
+            "plug_connected": 1,
+            "status": 2,
+            "timestamp": TS + 1,
+        },
+    )
+    await send(
+        hass,
+        novacore,
+        entry,
+        {"type": "battery", "der_id": "der-bat", "W": 100, "plug_connected": 1, "timestamp": TS},
+    )
+    await send(
+        hass,
+        novacore,
+        entry,
+        {
+            "type": "v2x_charger",
+            "der_id": "der-bat",
+            "plug_connected": True,
+            "W": 200,
+            "timestamp": TS + 1,
+        },
+    )
+    await send(
+        hass,
+        novacore,
+        entry,
+        {**EV, "plug_connected": False, "status": "sleeping", "timestamp": TS + 2},
+    )
+    assert registry_state(hass, "der-evc", "plug_connected", "binary_sensor").state == "off"
+    assert registry_state(hass, "der-evc", "status").state == "sleeping"
+    assert number(hass, "der-bat", "power") == -200  # the stream still runs
+    assert entry.runtime_data.stream.stats.disconnects == 0
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
 async def test_ev_session_counters_restart(hass: HomeAssistant, novacore: Novacore) -> None:
     """A session counter restarts from 0 each session (confirmed by the next reading); a lone
     low reading is a glitch; the lifetime totals never go back."""

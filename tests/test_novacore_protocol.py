@@ -329,6 +329,34 @@ def test_parse_timestamps(timestamp: Any, expected: float | None) -> None:
     assert stats.accepted == 1
 
 
+def test_parse_rejects_a_timestamp_far_ahead_of_the_clock() -> None:
+    """More than a day ahead it is rejected (taken as is, it would make every later reading of
+    its DER look older); within a day it is accepted, in any of its forms."""
+    now = time.time()
+    hour, day = 3_600_000, 86_400_000
+    for timestamp in (
+        int(now * 1000) + day + hour,
+        now + 2 * 86400.0,  # seconds
+        "2999-01-01T00:00:00Z",
+        4_102_444_800_000,  # 2100
+    ):
+        readings, stats = _parse({"type": "meter", "W": 1, "timestamp": timestamp})
+        assert readings == [], timestamp
+        assert stats.rejected == {"timestamp_in_future": 1}
+    readings, stats = _parse({"type": "meter", "W": 1, "timestamp": int(now * 1000) + day - hour})
+    assert len(readings) == 1
+    assert stats.rejected == {}
+    # In a list, only the reading from the future is rejected.
+    readings, stats = _parse(
+        [
+            {"type": "meter", "W": 1, "timestamp": 4_102_444_800_000},
+            {"type": "pv", "W": -1, "timestamp": TS},
+        ]
+    )
+    assert [reading.der_type for reading in readings] == ["pv"]
+    assert (stats.accepted, stats.rejected) == (1, {"timestamp_in_future": 1})
+
+
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
 def test_parse_non_finite_timestamp(literal: str) -> None:
     readings, _ = _parse(f'{{"type": "meter", "W": 1, "timestamp": {literal}}}')

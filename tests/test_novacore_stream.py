@@ -524,6 +524,67 @@ async def test_out_of_order_and_duplicate_readings_dropped(
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
+async def test_a_new_entity_first_shows_its_value(hass: HomeAssistant, novacore: Novacore) -> None:
+    """The first reading of a DER creates its entities showing their values at once: no first
+    state is unavailable (Home Assistant adds an entity in the caller's turn, and writes a total's
+    state while it registers its unit: both come after the value now)."""
+    entry = await setup_fast(hass, novacore)
+    first: dict[str, str] = {}
+
+    @callback
+    def _listener(event: Event[EventStateChangedData]) -> None:
+        state = event.data["new_state"]
+        if state is not None:
+            first.setdefault(event.data["entity_id"], state.state)
+
+    unsub = hass.bus.async_listen(EVENT_STATE_CHANGED, _listener)
+    await send(
+        hass,
+        novacore,
+        entry,
+        {
+            "type": "v2x_charger",
+            "der_id": "der-evc",
+            "W": 7400,
+            "total_charge_Wh": 1_250_000,
+            "status": "charging",
+            "plug_connected": True,
+            "timestamp": TS,
+        },
+    )
+    await hass.async_block_till_done()
+    unsub()
+    assert sorted(first.values()) == ["1250.0", "7400.0", "charging", "on"], first
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_reading_from_the_future_does_not_freeze_its_der(
+    hass: HomeAssistant, novacore: Novacore
+) -> None:
+    """A reading stamped in 2100 is rejected and counted: the DER's next genuine readings are
+    still newer than the last applied one, and its total still moves."""
+    entry = await setup_fast(hass, novacore)
+    meter = {"type": "meter", "der_id": "der-meter"}
+    await send(hass, novacore, entry, {**meter, "W": 900, "total_import_Wh": 5000, "timestamp": TS})
+    for timestamp in (4_102_444_800_000, "2100-01-01T00:00:00Z"):
+        await send(
+            hass,
+            novacore,
+            entry,
+            {**meter, "W": 1, "total_import_Wh": 9_999_999, "timestamp": timestamp},
+        )
+    assert _float(hass, "sensor.grid_meter_power") == 900
+    await send(
+        hass, novacore, entry, {**meter, "W": 950, "total_import_Wh": 5100, "timestamp": TS + 1}
+    )
+    assert _float(hass, "sensor.grid_meter_power") == 950
+    assert _float(hass, "sensor.grid_meter_energy_imported") == 5.1
+    stream = entry.runtime_data.diagnostics()["stream"]
+    assert stream["rejected"] == {"timestamp_in_future": 2}
+    assert entry.runtime_data.data["der-meter"].dropped_stale == 0
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
 async def test_total_never_moves_backwards(hass: HomeAssistant, novacore: Novacore) -> None:
     """Glitches leave a total alone; a meter reset confirmed by the next reading is applied."""
     entry = await setup_fast(hass, novacore)

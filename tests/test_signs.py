@@ -103,3 +103,23 @@ async def test_options_fix_the_sign_per_type(hass: HomeAssistant, novacore: Nova
     )
     assert number(hass, "der-bat", "power") == 500  # inverted: +W is discharging
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_type_word_that_names_another_type_keeps_the_decision(
+    hass: HomeAssistant, novacore: Novacore
+) -> None:
+    """A reading found by its DER id is read as that DER's type whatever its type word says: it
+    neither wipes the sign decision nor shows the power with the documented sign again."""
+    entry = await setup_fast(hass, novacore)
+    coordinator = entry.runtime_data
+    await send(hass, novacore, entry, _meter(0, -1000.0, 1000.0))
+    await _import_on_an_inverted_wire(hass, novacore, entry, range(1, 6))
+    assert number(hass, "der-meter", "power") == 1000
+    for minute, word in ((6, "battery"), (7, "heat_pump"), (8, "meter")):
+        await send(hass, novacore, entry, {**_meter(minute, -900.0, 1100.0 + minute), "type": word})
+        assert number(hass, "der-meter", "power") == 900, word
+        assert coordinator.signs.status("der-meter", "meter").value == "decided", word
+    signs = coordinator.diagnostics()["signs"]
+    assert signs["der-meter"]["convention"] == "inverted"
+    assert signs["der-meter"]["type"] == "meter"
+    assert await hass.config_entries.async_unload(entry.entry_id)

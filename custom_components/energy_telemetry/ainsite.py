@@ -217,8 +217,8 @@ def _decode(payload: bytes | str, now: float) -> Reading:
     version = data.get("smarteo_payload_schema_version")
     if version is None:
         raise _Reject("missing_version")
-    if isinstance(version, bool):
-        raise _Reject("unknown_version")
+    if isinstance(version, bool) or not isinstance(version, int | float | str):
+        raise _Reject("unknown_version")  # a list or an object (unhashable), true, false
     if version in {1, "1"}:
         return Reading(
             register_id=_register(data.get("register_id")),

@@ -114,6 +114,8 @@ class PushCoordinator(DataUpdateCoordinator[dict[str, Group]]):
         self.down_reason = ""
         self._new_points_listeners: dict[str, Callable[[list[Point]], None]] = {}
         """The callback of each entity platform (sensor, binary_sensor) that adds entities."""
+        self._unannounced: list[Point] = []
+        """Points created for a reading being applied: their entities wait for its values."""
         self.grace_period = STREAM_GRACE_PERIOD.total_seconds()
         self.statistics: StatisticsImporter | None = None
 
@@ -164,14 +166,38 @@ class PushCoordinator(DataUpdateCoordinator[dict[str, Group]]):
             listener(points)
 
     @callback
-    def async_add_point(self, group: Group, description: PointDescription) -> Point:
-        """Create a point; its entity is added right away (or when its platform is ready)."""
+    def async_add_point(
+        self, group: Group, description: PointDescription, *, announce: bool = True
+    ) -> Point:
+        """Create a point; its entity is added right away (or when its platform is ready).
+
+        `announce=False`: the entity is added by the next `async_announce_points`, once the point
+        holds its first value. Home Assistant adds an entity at once, in the caller's turn; added
+        before its value, it would first show unavailable.
+        """
         point = Point(description, group, guard=TotalGuard() if description.guarded else None)
         point.statistic = async_statistic_feed(self, point)
         group.points[description.key] = point
-        if (listener := self._new_points_listeners.get(description.platform)) is not None:
-            listener([point])
+        if announce:
+            self._announce([point])
+        else:
+            self._unannounced.append(point)
         return point
+
+    @callback
+    def async_announce_points(self) -> None:
+        """Add the entities of the points created with `announce=False` since the last call."""
+        if self._unannounced:
+            points, self._unannounced = self._unannounced, []
+            self._announce(points)
+
+    def _announce(self, points: list[Point]) -> None:
+        by_platform: dict[str, list[Point]] = {}
+        for point in points:
+            by_platform.setdefault(point.description.platform, []).append(point)
+        for platform, items in by_platform.items():
+            if (listener := self._new_points_listeners.get(platform)) is not None:
+                listener(items)
 
     @callback
     def async_set_value(

@@ -255,8 +255,9 @@ class AinsiteCoordinator(PushCoordinator):
         if point is None:
             if len(group.points) >= MAX_REGISTERS_PER_METER:
                 return
+            # Its entity is added once the reading's value is set (async_announce_points).
             point = self.async_add_point(
-                group, register_description(register, self.mappings.get(register))
+                group, register_description(register, self.mappings.get(register)), announce=False
             )
         timestamp = reading.timestamp.timestamp() * 1000.0
         last = point.timestamp if point.guard is None else point.guard.timestamp
@@ -279,11 +280,12 @@ class AinsiteCoordinator(PushCoordinator):
         group.seen(time.monotonic())
         self.async_set_value(point, reading.value, timestamp, force=force)
         self._set_last_reading(group, reading.timestamp)
+        self.async_announce_points()
 
     def _set_last_reading(self, group: Group, moment: datetime) -> None:
         point = group.points.get(LAST_READING_DESCRIPTION.key)
         if point is None:
-            point = self.async_add_point(group, LAST_READING_DESCRIPTION)
+            point = self.async_add_point(group, LAST_READING_DESCRIPTION, announce=False)
         if not isinstance(point.value, datetime) or moment > point.value:
             self.async_set_value(point, moment, None)
 

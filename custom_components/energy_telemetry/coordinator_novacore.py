@@ -82,7 +82,7 @@ type Binding = tuple[Point, PointDescription]
 class NovacoreGroup(Group):
     """The entities of one DER, with a map from the source's field names to points."""
 
-    __slots__ = ("der_type", "fields", "raw", "sign", "texts")
+    __slots__ = ("der_type", "fields", "raw", "sign", "text_fields", "texts")
 
     def __init__(
         self, key: str, unique_prefix: str, device_info: DeviceInfo, der_type: str, sign: int = 1
@@ -91,7 +91,13 @@ class NovacoreGroup(Group):
         super().__init__(key, unique_prefix, device_info, track_staleness=True)
         self.der_type = der_type
         self.fields: dict[str, Binding | None] = {}
-        """Wire field name -> what it feeds (None: ignored), bound under the current sign."""
+        """Wire field name -> what its numbers feed (None: ignored), bound under the current sign."""
+        self.text_fields: dict[str, Binding | None] = {}
+        """Wire field name -> what its texts and booleans feed (None: ignored).
+
+        Apart from `fields`: one name may come as a number in a reading whose type word is not
+        the DER's and as a documented text in another; each must find its own binding.
+        """
         self.sign = sign
         """The wire factor: +1 the wire follows Sourceful's documented signs, -1 inverted."""
         self.raw: dict[str, float] = {}
@@ -476,13 +482,20 @@ class NovacoreCoordinator(PushCoordinator):
                 self._apply_texts(group, reading.texts, timestamp, write)
             if came_back:
                 self._write_group(group)
+        self.async_announce_points()
 
     def _observe_sign(self, group: NovacoreGroup, reading: Reading) -> None:
-        """Let the DER's counters prove its wire's sign; apply a new decision at once."""
+        """Let the DER's counters prove its wire's sign; apply a new decision at once.
+
+        The DER's own type counts, not the reading's type word: a reading found by its DER id
+        whose word names another type is read as the DER's type, and must not make the engine
+        start the DER's evidence afresh (its decision would be lost).
+        """
         signs = self.signs
         key = group.key
+        der_type = group.der_type
         values = reading.values
-        decision = signs.observe(key, reading.der_type, reading.timestamp, values.get("W"), values)
+        decision = signs.observe(key, der_type, reading.timestamp, values.get("W"), values)
         if decision is not None:
             LOGGER.log(
                 decision.level,
@@ -494,7 +507,7 @@ class NovacoreCoordinator(PushCoordinator):
         if signs.revision != self._signs_revision:
             self._signs_revision = signs.revision
             self.store.async_schedule_save()
-        if (factor := signs.factor(key, reading.der_type)) != group.sign:
+        if (factor := signs.factor(key, der_type)) != group.sign:
             self.async_set_wire_sign(key, factor)
 
     def _apply_texts(
@@ -505,7 +518,7 @@ class NovacoreCoordinator(PushCoordinator):
         write: bool,
     ) -> None:
         """Apply the documented text and boolean fields of a reading (enums, flags)."""
-        fields = group.fields
+        fields = group.text_fields
         last_texts = group.texts
         for field, text in texts.items():
             try:
@@ -533,8 +546,9 @@ class NovacoreCoordinator(PushCoordinator):
 
     def _bind(self, group: NovacoreGroup, field: str, *, text: bool) -> Binding | None:
         """Bind a wire field of a group to its point (created if new) under the group's sign."""
-        if len(group.fields) >= MAX_FIELDS_PER_DER:
-            group.fields[field] = None
+        fields = group.text_fields if text else group.fields
+        if len(group.fields) + len(group.text_fields) >= MAX_FIELDS_PER_DER:
+            fields[field] = None
             LOGGER.debug(
                 "%s: ignoring field %s of %s (too many fields)", self.name, field, group.key
             )
@@ -544,13 +558,14 @@ class NovacoreCoordinator(PushCoordinator):
         )
         if (description.state_fn is not None) is not text:
             # A number where text is documented, or text where a number is: never shown.
-            group.fields[field] = None
+            fields[field] = None
             return None
         point = group.points.get(description.key)
         if point is None:
-            point = self.async_add_point(group, description)
+            # Its entity is added once the reading's values are set (async_announce_points).
+            point = self.async_add_point(group, description, announce=False)
         binding = (point, description)
-        group.fields[field] = binding
+        fields[field] = binding
         return binding
 
     # --- signs --------------------------------------------------------------------------------
@@ -588,6 +603,7 @@ class NovacoreCoordinator(PushCoordinator):
             point.value = None
             if point.entity is not None:
                 point.entity.async_write_ha_state()
+        self.async_announce_points()
 
     def diagnostics(self) -> dict[str, Any]:
         """Add the stream's counters (never the token) to the common diagnostics."""

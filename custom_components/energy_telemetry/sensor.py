@@ -10,6 +10,7 @@ from homeassistant.components.sensor import RestoreSensor, SensorEntity, SensorE
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddEntitiesCallback
+from homeassistant.helpers.restore_state import ExtraStoredData
 
 from .coordinator import EnergyTelemetryConfigEntry, Point
 from .descriptions import UNKNOWN_STATE, EnergyTelemetrySensorEntityDescription
@@ -91,22 +92,38 @@ class EnergyTelemetryTotalSensor(EnergyTelemetrySensor, RestoreSensor):
     async def async_added_to_hass(self) -> None:
         """Seed the total from its last stored value before showing anything new."""
         await RestoreSensor.async_added_to_hass(self)
+        self._async_seed(await self.async_get_last_extra_data())
+        self._point.entity = self
+
+    @callback
+    def async_registry_entry_updated(self) -> None:
+        """Seed the total before Home Assistant writes the state of the updated entry.
+
+        Adding a new sensor, Home Assistant stores its display precision in the registry and
+        writes the state, before `async_added_to_hass`: unseeded, the total would first show
+        unavailable.
+        """
+        super().async_registry_entry_updated()
+        stored = self._async_get_restored_data()
+        self._async_seed(None if stored is None else stored.extra_data)
+
+    @callback
+    def _async_seed(self, extra: ExtraStoredData | None) -> None:
+        """Seed the guard with the stored value (once): readings held back are judged against it."""
         point = self._point
         guard = point.guard
-        if guard is not None and not guard.seeded:
-            value: float | None = None
-            timestamp: float | None = None
-            if (extra := await self.async_get_last_extra_data()) is not None and (
-                stored := TotalExtraStoredData.from_dict(extra.as_dict())
-            ) is not None:
-                try:
-                    value = float(stored.native_value)  # type: ignore[arg-type]
-                except (TypeError, ValueError):
-                    value = None
-                timestamp = stored.last_timestamp
-            guard.seed(value, timestamp)
-            point.value = guard.value
-        point.entity = self
+        if guard is None or guard.seeded:
+            return
+        value: float | None = None
+        timestamp: float | None = None
+        if extra is not None and (stored := TotalExtraStoredData.from_dict(extra.as_dict())):
+            try:
+                value = float(stored.native_value)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                value = None
+            timestamp = stored.last_timestamp
+        guard.seed(value, timestamp)
+        point.value = guard.value
 
     @property
     def extra_restore_state_data(self) -> SensorExtraStoredData:

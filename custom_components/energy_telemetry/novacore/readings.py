@@ -8,7 +8,9 @@ Every wire variant Sourceful's own sources show is accepted and gives the same `
 - every type word for one kind of DER (`solar` is `pv`; `v2x_charger`, `ev_port`, `charger`
   are `ev_charger`);
 - `timestamp` in epoch milliseconds (or seconds) or an RFC 3339 string with a zone
-  (`read_time_ms` is a duration: it stays a value and is never taken as the time);
+  (`read_time_ms` is a duration: it stays a value and is never taken as the time); a reading
+  timestamped more than a day ahead of the clock is rejected: taken as is, it would make every
+  later reading of its DER look older and be dropped;
 - PV `mppts: [{V, A, W}]` as the flat `mppt{n}_V`, `mppt{n}_A`, `mppt{n}_W` fields;
 - EV charger limits as arrays (`upper_limit_W: [min, 0, max]`, `lower_limit_W: [-max, 0, -min]`)
   as their element of largest magnitude, the same number the battery's scalar limits carry.
@@ -26,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 import json
 import logging
 import math
+import time
 from typing import Any
 
 from .errors import MAX_LOGGED_CHARS
@@ -68,6 +71,8 @@ MAX_LIMIT_ELEMENTS = 8
 MAX_TEXT_LENGTH = 255
 """Longer text is ignored: Home Assistant states hold at most 255 characters."""
 MAX_TIMESTAMP_LENGTH = 64
+MAX_FUTURE_MS = 86_400_000.0
+"""A reading timestamped further ahead of the clock than this is rejected (`timestamp_in_future`)."""
 MAX_IGNORED_NAMES = 100
 """Ignored fields are counted by name up to this many names, the rest as `<other>`."""
 OTHER_IGNORED = "<other>"
@@ -257,7 +262,7 @@ def _collect(
     return texts
 
 
-def _parse_item(item: Any, stats: ParseStats) -> Reading | None:
+def _parse_item(item: Any, stats: ParseStats, now_ms: float) -> Reading | None:
     if not isinstance(item, dict):
         stats.reject("not_an_object", item)
         return None
@@ -297,12 +302,16 @@ def _parse_item(item: Any, stats: ParseStats) -> Reading | None:
     timestamp = item.get("timestamp")
     if timestamp is None and state is not None:
         timestamp = state.get("timestamp")
+    milliseconds = _timestamp(timestamp)
+    if milliseconds is not None and milliseconds > now_ms + MAX_FUTURE_MS:
+        stats.reject("timestamp_in_future", item)
+        return None
     stats.accepted += 1
     return Reading(
         der_type,
         der_id,
         make if isinstance(make, str) and make else None,
-        _timestamp(timestamp),
+        milliseconds,
         values,
         _first_text(item, state, ("device_sn",)),
         texts,
@@ -329,7 +338,10 @@ def parse_event(data: str, stats: ParseStats) -> list[Reading]:
         # RecursionError: nesting deeper than the decoder handles.
         stats.reject("invalid_json", data)
         return []
+    now_ms = time.time() * 1000.0
     if isinstance(body, list):
-        return [reading for item in body if (reading := _parse_item(item, stats)) is not None]
-    reading = _parse_item(body, stats)
+        return [
+            reading for item in body if (reading := _parse_item(item, stats, now_ms)) is not None
+        ]
+    reading = _parse_item(body, stats, now_ms)
     return [] if reading is None else [reading]
