@@ -28,6 +28,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from custom_components.energy_telemetry.ainsite import _guard_socket_registration
 from simulator.broker import find_mosquitto, free_port, password_hash
 
 ADMIN_USERNAME = "admin"
@@ -475,14 +476,18 @@ class Mosquitto:
     ) -> int:
         """Publish messages in order as the admin (aiomqtt); return how many."""
         count = 0
-        async with aiomqtt.Client(
+        client = aiomqtt.Client(
             "127.0.0.1",
             self.plain_port,
             username=ADMIN_USERNAME,
             password=self.admin_password,
             identifier=f"test-publisher-{uuid.uuid4().hex[:12]}",
             protocol=aiomqtt.ProtocolVersion.V311,
-        ) as client:
+        )
+        # The integration's guard: on a busy machine aiomqtt's disconnect can otherwise register
+        # the writer of a socket already closed, an EBADF in the loop that fails the test.
+        _guard_socket_registration(client)
+        async with client:
             for topic, payload in messages:
                 await client.publish(topic, payload, qos=qos, retain=retain)
                 count += 1

@@ -199,6 +199,8 @@ def _string_constants(node: ast.AST) -> list[str]:
 
 
 def _kind_of(call_name: str) -> str:
+    if call_name == "DeviceInfo":
+        return "device"
     if call_name.endswith(("SelectorConfig", "Selector")):
         return "selector"
     if "issue" in call_name.lower():
@@ -228,6 +230,16 @@ def _code_translation_keys() -> dict[str, set[tuple[str, str]]]:
                     if isinstance(dict_key, ast.Constant) and dict_key.value == "translation_key":
                         for key in _string_constants(value):
                             add("entity", key, f"{path.name}:{node.lineno}")
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                # _attr_translation_key = "..." in an entity class
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                names = {
+                    target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+                    for target in targets
+                }
+                if "_attr_translation_key" in names and node.value is not None:
+                    for key in _string_constants(node.value):
+                        add("entity", key, f"{path.name}:{node.lineno}")
     return found
 
 
@@ -250,6 +262,9 @@ def test_translation_keys_in_code_exist_in_strings() -> None:
     for key, where in sorted(found.get("exceptions", set())):
         if "message" not in strings.get("exceptions", {}).get(key, {}):
             problems.append(f"{where}: exception {key!r} has no exceptions.{key}.message")
+    for key, where in sorted(found.get("device", set())):
+        if "name" not in strings.get("device", {}).get(key, {}):
+            problems.append(f"{where}: device translation_key {key!r} has no device.{key}.name")
     for key, where in sorted(found.get("issues", set())):
         issue = strings.get("issues", {}).get(key, {})
         if "title" not in issue or not ({"description", "fix_flow"} & set(issue)):
