@@ -595,8 +595,6 @@ async def async_validate(
 
 # --- reconnecting connection ----------------------------------------------------------
 
-"""Queued behind the last message of a connection when it ends."""
-
 
 class AinsiteConnection:
     """A persistent-session MQTT subscription that reconnects by itself."""
