@@ -37,6 +37,12 @@ UPSTREAM_LOGGER_NAME = "chaos.upstream"
 _UPSTREAM_LOGGER = logging.getLogger(UPSTREAM_LOGGER_NAME)
 
 
+# How long a scenario waits for what was sent to arrive before it counts the rest as lost. Only
+# reached when something is lost; a busy machine is slow, and a short wait would count the late
+# as lost.
+DELIVERY_TIMEOUT = 300.0
+
+
 async def wait_for(
     predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02
 ) -> bool:
@@ -100,7 +106,7 @@ async def setup_ainsite(
     await hass.async_block_till_done()
     entry: ConfigEntry[Any] = result["result"]
     assert entry.state is ConfigEntryState.LOADED
-    assert await wait_for(lambda: entry.runtime_data.connected, 15)
+    assert await wait_for(lambda: entry.runtime_data.connected, 60)
     return entry
 
 

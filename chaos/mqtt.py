@@ -19,6 +19,7 @@ from custom_components.energy_telemetry.const import DOMAIN
 from simulator.ainsite_publisher import meter_topic, payload_v1
 
 from .harness import (
+    DELIVERY_TIMEOUT,
     Deliveries,
     Outgoing,
     QueuedPublisher,
@@ -249,8 +250,8 @@ async def under_load(
         await asyncio.sleep(settle)
         stop.set()
         await generator
-        await publisher.drain(60)
-        await wait_for(lambda: set(publisher.acked) <= deliveries.mqtt_keys(), 30)
+        await publisher.drain(DELIVERY_TIMEOUT)
+        await wait_for(lambda: set(publisher.acked) <= deliveries.mqtt_keys(), DELIVERY_TIMEOUT)
         await publisher.stop()
         await hass.async_block_till_done()
         evaluate(result, setup, fleet, publisher, deliveries, log)
@@ -345,9 +346,9 @@ async def _sequence(
         entry = await setup.entry()
         publisher.start()
         publisher.put(messages)
-        await publisher.drain(60)
+        await publisher.drain(DELIVERY_TIMEOUT)
         expected = len(messages)
-        await wait_for(lambda: len(deliveries.mqtt) >= expected, 30)
+        await wait_for(lambda: len(deliveries.mqtt) >= expected, DELIVERY_TIMEOUT)
         await publisher.stop()
         await hass.async_block_till_done()
         evaluate(result, setup, fleet, publisher, deliveries, log, resets=resets)

@@ -15,6 +15,7 @@ from homeassistant.core import HomeAssistant
 from simulator.novacore_server import NovacoreServer, format_event
 
 from .harness import (
+    DELIVERY_TIMEOUT,
     Deliveries,
     SsePusher,
     StateLog,
@@ -167,7 +168,7 @@ async def run_fault(
         await asyncio.sleep(0.5)
         await pusher.stop()
         last = max(pusher.sent)
-        await wait_for(lambda: last in _seq_values(log), 10)
+        await wait_for(lambda: last in _seq_values(log), DELIVERY_TIMEOUT)
         _evaluate(result, pusher, log, deliveries)
         stats = stream.stats
         result.notes.append(
@@ -336,12 +337,12 @@ async def big_event(setup: SseSetup) -> ScenarioResult:
         pushed = time.monotonic()
         seq = await pusher.push_next(note="x" * (1 << 20))
         frame = len(format_event(pusher.event(seq, note="x" * (1 << 20))))
-        await wait_for(lambda: seq in _seq_values(log), 10)
+        await wait_for(lambda: seq in _seq_values(log), DELIVERY_TIMEOUT)
         latency = log.first_after(POWER, pushed, lambda v: round(v) == seq) - pushed
         for _ in range(5):
             await pusher.push_next()
         last = pusher.seq
-        await wait_for(lambda: last in _seq_values(log), 10)
+        await wait_for(lambda: last in _seq_values(log), DELIVERY_TIMEOUT)
         _evaluate(result, pusher, log, deliveries)
         kept = stream.stats.disconnects == disconnects
         result.check(kept, "the stream was dropped by the big event")
@@ -376,7 +377,7 @@ async def flood(setup: SseSetup, count: int = 10_000) -> ScenarioResult:
             await asyncio.sleep(max(0.0, 1.0 / chunks - 0.01))
         written = time.monotonic() - begin
         last = pusher.seq
-        await wait_for(lambda: last in _seq_values(log), 60)
+        await wait_for(lambda: last in _seq_values(log), DELIVERY_TIMEOUT)
         drained = log.first_after(POWER, begin, lambda v: round(v) == last) - begin
         _evaluate(result, pusher, log, deliveries)
         kept = stream.stats.disconnects == disconnects

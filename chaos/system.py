@@ -15,7 +15,14 @@ from homeassistant.config_entries import ConfigEntry
 
 from simulator.model import SiteModel
 
-from .harness import as_number, record_deliveries, record_states, tune_ainsite, wait_for
+from .harness import (
+    DELIVERY_TIMEOUT,
+    as_number,
+    record_deliveries,
+    record_states,
+    tune_ainsite,
+    wait_for,
+)
 from .mqtt import MqttSetup, applied_twice, total_entities
 from .report import ScenarioResult
 from .sse import SseSetup, prepare
@@ -137,7 +144,7 @@ async def run(setup: SystemSetup) -> ScenarioResult:
             # client is that far behind instead of overrunning the window.
             if behind() > 900:
                 pause = time.monotonic()
-                await wait_for(lambda: behind() <= 300, 30)
+                await wait_for(lambda: behind() <= 300, DELIVERY_TIMEOUT)
                 throttled += time.monotonic() - pause
             for reading in model.step(step.total_seconds()):
                 last_reading[reading["der_id"]] = reading
@@ -154,12 +161,12 @@ async def run(setup: SystemSetup) -> ScenarioResult:
             await asyncio.sleep(0.01)
         sim_end = time.monotonic()
         await asyncio.gather(*background)
-        await publisher.drain(60)
-        await wait_for(lambda: set(publisher.acked) <= deliveries.mqtt_keys(), 30)
+        await publisher.drain(DELIVERY_TIMEOUT)
+        await wait_for(lambda: set(publisher.acked) <= deliveries.mqtt_keys(), DELIVERY_TIMEOUT)
         delivered_sse = {
             (reading.der_id, reading.timestamp) for _, reading in deliveries.sse if reading.der_id
         }
-        await wait_for(lambda: sent_sse <= delivered_sse, 30)
+        await wait_for(lambda: sent_sse <= delivered_sse, DELIVERY_TIMEOUT)
         await publisher.stop()
         await hass.async_block_till_done()
 

@@ -158,7 +158,7 @@ async def novacore(socket_enabled: None) -> AsyncGenerator[Novacore]:
 
 
 async def wait_for(
-    predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.02
+    predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.02
 ) -> Any:
     """Wait until predicate() is truthy, letting the event loop run.
 

@@ -389,14 +389,14 @@ class Recorder:
         self.disconnected.append(error)
         self._changed.set()
 
-    async def wait_for(self, predicate: Any, timeout: float = 30.0) -> None:
+    async def wait_for(self, predicate: Any, timeout: float = 60.0) -> None:
         """Wait until predicate() is true."""
         async with asyncio.timeout(timeout):
             while not predicate():
                 self._changed.clear()
                 await self._changed.wait()
 
-    async def wait_messages(self, count: int, timeout: float = 30.0) -> None:
+    async def wait_messages(self, count: int, timeout: float = 60.0) -> None:
         """Wait until count messages have arrived."""
         await self.wait_for(lambda: len(self.messages) >= count, timeout)
 

@@ -609,9 +609,9 @@ async def test_fuzzed_payloads_through_the_integration(
             coordinator.stats.accepted + sum(coordinator.stats.rejected.values())
             >= len(mqtt_samples)
         ),
-        30,
+        120,  # a hang guard
     )
-    await wait_for(lambda: hass.states.get("sensor.grid_meter_power") is not None, 30)
+    await wait_for(lambda: hass.states.get("sensor.grid_meter_power") is not None, 120)
     await hass.async_block_till_done()
     for state in hass.states.async_all("sensor"):
         attributes = state.attributes
