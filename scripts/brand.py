@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Draw the integration's brand images into custom_components/energy_telemetry/brand/.
 
 Since Home Assistant 2026.3 a custom integration ships its own icon and logo there (HACS checks
