@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from random import Random
 
+from hypothesis import HealthCheck, given, settings, strategies as st
 import pytest
 
 from custom_components.energy_telemetry import energy_hours
@@ -394,3 +396,43 @@ def test_interval_memory_is_a_window(monkeypatch: pytest.MonkeyPatch) -> None:
         forced.add(at(quarter / 4), at((quarter + 1) / 4), 1.0)
     assert len(forced) <= 21
     assert forced.take_rows()[-1].sum == 100.0
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed_sum=st.floats(min_value=0, max_value=1e6, allow_nan=False),
+    start=st.floats(min_value=0, max_value=1e6, allow_nan=False),
+    steps=st.lists(
+        st.tuples(
+            st.floats(min_value=0.01, max_value=3, allow_nan=False),  # hours since the last
+            st.sampled_from([0.0, 0.0, 0.1, 0.7, 12.3]),  # energy since the last (often none)
+        ),
+        min_size=2,
+        max_size=30,
+    ),
+    order=st.randoms(use_true_random=False),
+)
+def test_sums_never_go_backwards_by_rounding(
+    seed_sum: float, start: float, steps: list[tuple[float, float]], order: Random
+) -> None:
+    """Rising or flat readings, in any arrival order: every row's sum is at least the one before.
+
+    Exactly, without a tolerance: the energy dashboard shows a sum that goes down by a
+    rounding error as negative energy.
+    """
+    series = meter(HourRow(at(-1), seed_sum, start))
+    readings, hours, value = [], 0.0, start
+    for gap, energy in steps:
+        hours += gap
+        value += energy
+        readings.append((at(hours), value))
+    order.shuffle(readings)
+    previous = seed_sum
+    for timestamp, value in readings:
+        series.add(timestamp, value)
+        for row in series.take_rows():
+            assert row.sum >= seed_sum
+    rows = series.rows(at(0), hour_start(max(time for time, _ in readings)) - HOUR)
+    for row in rows:
+        assert row.sum >= previous, (row, previous)
+        previous = row.sum

@@ -329,11 +329,11 @@ class MeterSeries(Series):
                 # The reset happened before the first low reading: the new segment starts there.
                 self.glitches -= 1  # it was counted as one while the guard held it
                 self._push(low_time, low, total, start=True)
-                self._push(timestamp, value, total + value - low)
+                self._push(timestamp, value, total + (value - low))
             else:
                 self._push(timestamp, value, total, start=True)
         else:
-            self._push(timestamp, value, total + value - self._v[-1])
+            self._push(timestamp, value, total + (value - self._v[-1]))
         times = self._t
         if len(times) > MAX_POINTS or times[0] < timestamp - WINDOW - PRUNE_SLACK:
             self._prune()
@@ -365,7 +365,7 @@ class MeterSeries(Series):
         if times[after] in self._starts:
             # The gap holds a meter reset: the reading is the old meter's or the new one's.
             if value >= values[before]:
-                total = sums[before] + value - values[before]
+                total = sums[before] + (value - values[before])
                 shift = value - values[before]
             elif value <= values[after]:
                 total = sums[before]
@@ -376,7 +376,7 @@ class MeterSeries(Series):
                 self.glitches += 1
                 return None
         elif values[before] <= value <= values[after]:
-            total = sums[before] + value - values[before]
+            total = sums[before] + (value - values[before])
         else:
             self.glitches += 1
             return None
