@@ -55,9 +55,14 @@ async def test_ders_that_leave_the_site_are_removed(
     entry.runtime_data.device_list_min_interval = 0
     await _readings(hass, novacore, entry)
     assert _entity(hass, f"{SITE_ID}_der-bat_power")
+    signs = entry.runtime_data.signs
+    assert {"der-pv", "der-bat", "der-meter"} <= set(signs.diagnostics())
     novacore.server.set_devices(SITE_ID, INVERTER_ONLY)
     await _reconnect(novacore, entry)
     await hass.async_block_till_done()
+    # What was known of the DERs' signs goes with them; the stored evidence too.
+    assert set(signs.diagnostics()) == {"der-pv"}
+    assert set(signs.as_dict()["ders"]) <= {"der-pv"}
     assert _device(hass, f"{SITE_ID}_der-bat") is None
     assert _device(hass, f"{SITE_ID}_dev-meter") is None
     assert _device(hass, f"{SITE_ID}_der-meter") is None
@@ -173,6 +178,7 @@ async def test_user_removes_a_novacore_device_that_stopped(
     entry.runtime_data.data["battery"].stale = True  # as the watchdog marks a silent DER
     assert await _remove(hass, hass_ws_client, entry, reporting)
     assert _device(hass, f"{SITE_ID}_battery") is None
+    assert "battery" not in entry.runtime_data.signs.diagnostics()
     await send(hass, novacore, entry, {"type": "battery", "W": 11, "timestamp": TS + 1000})
     await hass.async_block_till_done()
     assert _device(hass, f"{SITE_ID}_battery") is not None  # it reports again: back

@@ -739,6 +739,23 @@ def test_revision_grows_with_every_stored_change() -> None:
     assert engine.revision > revision
 
 
+def test_a_forgotten_der_starts_afresh() -> None:
+    """A DER that left the site leaves nothing behind; if it comes back, evidence starts anew."""
+    sim = Sim("meter", INV)
+    engine = SignEngine()
+    feed(engine, sim.run(1500.0, 3600), der_type="meter")
+    assert engine.factor("der", "meter") == -1
+    revision = engine.revision
+    engine.forget("der")
+    assert engine.revision > revision
+    assert "der" not in engine.diagnostics()
+    assert engine.as_dict()["ders"] == {}
+    assert engine.factor("der", "meter") == 1  # documented until decided again
+    revision = engine.revision
+    engine.forget("unknown")
+    assert engine.revision == revision
+
+
 @pytest.mark.parametrize(
     "garbage",
     [

@@ -284,11 +284,19 @@ class NovacoreCoordinator(PushCoordinator):
         group.device_info["name"] = der.name
         group.device_info.update(via_device(parent))
 
-    def _remove_device_key(self, registry: dr.DeviceRegistry, key: str, why: str) -> None:
-        """Remove the device of a DER or physical device key, with its entities."""
+    def _forget_group(self, key: str) -> None:
+        """Forget a DER or physical device: its readings' routes and its sign evidence."""
         group = self.data.pop(key, None)
         if group is not None:
             self._routes = {route: g for route, g in self._routes.items() if g is not group}
+        self.signs.forget(key)
+        if self.signs.revision != self._signs_revision:
+            self._signs_revision = self.signs.revision
+            self.store.async_schedule_save()
+
+    def _remove_device_key(self, registry: dr.DeviceRegistry, key: str, why: str) -> None:
+        """Remove the device of a DER or physical device key, with its entities."""
+        self._forget_group(key)
         entry = entry_device(
             registry, (DOMAIN, f"{self.site_id}_{key}"), self.config_entry.entry_id
         )
@@ -314,8 +322,7 @@ class NovacoreCoordinator(PushCoordinator):
             if group is not None and not group.stale and group.last_seen is not None:
                 return False
         for key in keys:
-            if (group := self.data.pop(key, None)) is not None:
-                self._routes = {route: g for route, g in self._routes.items() if g is not group}
+            self._forget_group(key)
         return True
 
     @callback

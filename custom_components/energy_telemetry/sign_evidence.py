@@ -404,6 +404,11 @@ class SignEngine:
             state.override = fixed.get(state.kind)
             state.refresh()
 
+    def forget(self, der: str) -> None:
+        """Drop what is known of a DER that left the site (its evidence is not stored any more)."""
+        if self._ders.pop(der, None) is not None:
+            self.revision += 1
+
     # --- hot path --------------------------------------------------------------------------
 
     def factor(self, der: str, der_type: str) -> int:
