@@ -934,6 +934,42 @@ async def test_stream_without_callbacks(session: aiohttp.ClientSession, novacore
         await asyncio.gather(task, return_exceptions=True)
 
 
+async def test_an_event_whose_handling_fails_does_not_end_the_stream(
+    session: aiohttp.ClientSession, novacore: Novacore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A defect in the readings' handler skips that event, logged; the stream stays open.
+
+    Reconnecting instead would resume at the same event (Last-Event-ID) and fail on it again.
+    """
+    seen: list[float] = []
+
+    def on_readings(readings: list[Reading]) -> None:
+        value = readings[0].values["W"]
+        seen.append(value)
+        if value == -2:
+            raise ValueError("a defect")
+
+    stream = SiteStream(
+        _client(session, novacore), SITE_ID, on_readings=on_readings, read_timeout=60
+    )
+    task = asyncio.create_task(stream.run())
+    try:
+        await wait_for(lambda: stream.connected)
+        for index, value in enumerate((-1, -2, -3)):
+            await novacore.push({"type": "pv", "W": value, "timestamp": TS + index})
+        await wait_for(lambda: len(seen) == 3)
+        assert seen == [-1.0, -2.0, -3.0]
+        assert stream.stats.failed_events == 1
+        assert stream.stats.connects == 1
+        assert stream.stats.disconnects == 0
+        assert stream.connected
+        assert "could not be applied" in caplog.text
+        assert "ValueError: a defect" in caplog.text
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 async def test_stream_204_ends_the_stream(session: aiohttp.ClientSession, odd: OddServer) -> None:
     """A 204 answer ends the stream without an event; the stream tries again later."""
     odd.responses[f"/stream/sites/{SITE_ID}"] = lambda: web.Response(

@@ -621,6 +621,7 @@ class NovacoreCoordinator(PushCoordinator):
             "disconnects": stats.disconnects,
             "events": stats.events,
             "ignored_events": stats.ignored_events,
+            "failed_events": stats.failed_events,
             "accepted_readings": stats.parse.accepted,
             "rejected": dict(stats.parse.rejected),
             "last_error": stats.last_error,

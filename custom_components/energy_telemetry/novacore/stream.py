@@ -118,6 +118,8 @@ class StreamStats:
     disconnects: int = 0
     events: int = 0
     ignored_events: int = 0
+    failed_events: int = 0
+    """Events whose handling raised (a defect): logged with the traceback and skipped."""
     parse: ParseStats = field(default_factory=ParseStats)
     last_error: str | None = None
 
@@ -225,9 +227,15 @@ class SiteStream:
             return
         self.stats.events += 1
         self._got_event = True
-        readings = parse_event(event.data, self.stats.parse)
-        if readings:
-            self._on_readings(readings)
+        try:
+            readings = parse_event(event.data, self.stats.parse)
+            if readings:
+                self._on_readings(readings)
+        except Exception:
+            # A defect in handling one event must not end the stream: reconnecting would resume
+            # at this very event (Last-Event-ID) and fail on it again, for ever.
+            self.stats.failed_events += 1
+            _LOGGER.exception("Novacore event of site %s could not be applied", self.site_id)
 
     def _set_disconnected(self, error: Exception) -> None:
         self.stats.disconnects += 1
