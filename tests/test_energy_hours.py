@@ -398,6 +398,18 @@ def test_interval_memory_is_a_window(monkeypatch: pytest.MonkeyPatch) -> None:
     assert forced.take_rows()[-1].sum == 100.0
 
 
+def test_a_late_reading_never_lifts_its_sum_above_the_next() -> None:
+    """1.1 + 0.1 is 1.2000000000000002 in floating point, 1.0 + 0.2 is 1.2: the late reading
+    between them must not make the sums go down by a rounding error."""
+    series = meter(HourRow(at(-1), 1.0, 0.0))
+    series.add(at(4), 0.2)
+    series.add(at(2), 0.1)
+    series.add(at(3), 0.2)  # late: between 0.1 and the 0.2 that came first
+    sums = [row.sum for row in series.rows(at(0), at(3))]
+    assert sums == sorted(sums)
+    assert sums[-1] == 1.2
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed_sum=st.floats(min_value=0, max_value=1e6, allow_nan=False),
@@ -434,5 +446,36 @@ def test_sums_never_go_backwards_by_rounding(
             assert row.sum >= seed_sum
     rows = series.rows(at(0), hour_start(max(time for time, _ in readings)) - HOUR)
     for row in rows:
+        assert row.sum >= previous, (row, previous)
+        previous = row.sum
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed_sum=st.floats(min_value=0, max_value=1e6, allow_nan=False),
+    intervals_=st.lists(
+        st.tuples(
+            st.floats(min_value=0.05, max_value=2.5, allow_nan=False),  # length, hours
+            st.sampled_from([0.0, 0.1, 0.2, 0.7, 12.3]),  # energy
+        ),
+        min_size=2,
+        max_size=30,
+    ),
+    order=st.randoms(use_true_random=False),
+)
+def test_interval_sums_never_go_backwards_by_rounding(
+    seed_sum: float, intervals_: list[tuple[float, float]], order: Random
+) -> None:
+    """Back-to-back intervals in any arrival order: every row's sum is at least the one before."""
+    series = intervals(HourRow(at(-1), seed_sum, seed_sum))
+    given_intervals, hours = [], 0.0
+    for length, energy in intervals_:
+        given_intervals.append((at(hours), at(hours + length), energy))
+        hours += length
+    order.shuffle(given_intervals)
+    for start, end, energy in given_intervals:
+        series.add(start, end, energy)
+    previous = seed_sum
+    for row in series.rows(at(0), hour_start(at(hours)) - HOUR):
         assert row.sum >= previous, (row, previous)
         previous = row.sum

@@ -376,7 +376,8 @@ class MeterSeries(Series):
                 self.glitches += 1
                 return None
         elif values[before] <= value <= values[after]:
-            total = sums[before] + (value - values[before])
+            # Never above the next sum, whatever the rounding of the two paths to it.
+            total = min(sums[before] + (value - values[before]), sums[after])
         else:
             self.glitches += 1
             return None
@@ -429,7 +430,7 @@ class MeterSeries(Series):
             else:
                 after = index
                 share = (end - times[before]) / (times[after] - times[before])
-                total = sums[before] + share * (sums[after] - sums[before])
+                total = min(sums[before] + share * (sums[after] - sums[before]), sums[after])
                 if times[after] in starts:
                     state = values[before]
                 else:
@@ -563,7 +564,9 @@ class IntervalSeries(Series):
                 index += 1
             total = sums[index - 1] if index else self._base
             if index < count and starts[index] < end:
-                total += energies[index] * (end - starts[index]) / (ends[index] - starts[index])
+                share = (end - starts[index]) / (ends[index] - starts[index])
+                # Never above the interval's own sum, whatever the rounding of the two paths.
+                total = min(total + energies[index] * share, sums[index])
             rows.append(HourRow(hour, total, total))
             hour = end
         return rows
