@@ -946,7 +946,7 @@ async def test_an_event_whose_handling_fails_does_not_end_the_stream(
     def on_readings(readings: list[Reading]) -> None:
         value = readings[0].values["W"]
         seen.append(value)
-        if value == -2:
+        if value in (-2, -4):
             raise ValueError("a defect")
 
     stream = SiteStream(
@@ -955,16 +955,19 @@ async def test_an_event_whose_handling_fails_does_not_end_the_stream(
     task = asyncio.create_task(stream.run())
     try:
         await wait_for(lambda: stream.connected)
-        for index, value in enumerate((-1, -2, -3)):
-            await novacore.push({"type": "pv", "W": value, "timestamp": TS + index})
-        await wait_for(lambda: len(seen) == 3)
-        assert seen == [-1.0, -2.0, -3.0]
-        assert stream.stats.failed_events == 1
+        with caplog.at_level(logging.DEBUG, logger="custom_components.energy_telemetry"):
+            for index, value in enumerate((-1, -2, -3, -4, -5)):
+                await novacore.push({"type": "pv", "W": value, "timestamp": TS + index})
+            await wait_for(lambda: len(seen) == 5)
+        assert seen == [-1.0, -2.0, -3.0, -4.0, -5.0]
+        assert stream.stats.failed_events == 2
         assert stream.stats.connects == 1
         assert stream.stats.disconnects == 0
         assert stream.connected
-        assert "could not be applied" in caplog.text
-        assert "ValueError: a defect" in caplog.text
+        failures = [r for r in caplog.records if "could not be applied" in r.getMessage()]
+        # The first with its traceback at error level, the next at debug: no log flood.
+        assert [r.levelno for r in failures] == [logging.ERROR, logging.DEBUG]
+        assert all(r.exc_info and "a defect" in str(r.exc_info[1]) for r in failures)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -290,6 +290,10 @@ class NovacoreCoordinator(PushCoordinator):
         if group is not None:
             self._routes = {route: g for route, g in self._routes.items() if g is not group}
         self.signs.forget(key)
+        self._save_signs_if_changed()
+
+    def _save_signs_if_changed(self) -> None:
+        """Schedule a save of the entry's store when the sign engine's state changed."""
         if self.signs.revision != self._signs_revision:
             self._signs_revision = self.signs.revision
             self.store.async_schedule_save()
@@ -511,9 +515,7 @@ class NovacoreCoordinator(PushCoordinator):
                 group.device_info.get("name") or key,
                 decision.message,
             )
-        if signs.revision != self._signs_revision:
-            self._signs_revision = signs.revision
-            self.store.async_schedule_save()
+        self._save_signs_if_changed()
         if (factor := signs.factor(key, der_type)) != group.sign:
             self.async_set_wire_sign(key, factor)
 

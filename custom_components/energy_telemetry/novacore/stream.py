@@ -235,7 +235,14 @@ class SiteStream:
             # A defect in handling one event must not end the stream: reconnecting would resume
             # at this very event (Last-Event-ID) and fail on it again, for ever.
             self.stats.failed_events += 1
-            _LOGGER.exception("Novacore event of site %s could not be applied", self.site_id)
+            # The traceback once at error level; later ones at debug (no log flood).
+            _LOGGER.log(
+                logging.ERROR if self.stats.failed_events == 1 else logging.DEBUG,
+                "Novacore event of site %s could not be applied (%d so far)",
+                self.site_id,
+                self.stats.failed_events,
+                exc_info=True,
+            )
 
     def _set_disconnected(self, error: Exception) -> None:
         self.stats.disconnects += 1
