@@ -32,7 +32,7 @@ from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 
-from custom_components.energy_telemetry.coordinator_ainsite import AinsiteCoordinator
+from custom_components.energy_telemetry.ainsite.coordinator import AinsiteCoordinator
 from simulator.novacore_server import NovacoreServer
 from simulator.wire import LEGACY
 

@@ -19,15 +19,12 @@ from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.data_entry_flow import FlowResultType
 
-from custom_components.energy_telemetry.ainsite import (
-    _guard_socket_registration,
-    parse_payload,
-    parse_topic,
-)
+from custom_components.energy_telemetry.ainsite.coordinator import AinsiteCoordinator
 from custom_components.energy_telemetry.const import DOMAIN
-from custom_components.energy_telemetry.coordinator_ainsite import AinsiteCoordinator
-from custom_components.energy_telemetry.coordinator_novacore import NovacoreCoordinator
-from custom_components.energy_telemetry.novacore import Reading
+from custom_components.energy_telemetry.novacore.coordinator import NovacoreCoordinator
+from custom_components.energy_telemetry.protocol.ainsite import parse_payload, parse_topic
+from custom_components.energy_telemetry.protocol.ainsite.client import _guard_socket_registration
+from custom_components.energy_telemetry.protocol.novacore import DerReading
 
 if TYPE_CHECKING:
     from simulator.novacore_server import NovacoreServer
@@ -221,7 +218,7 @@ class Deliveries:
     """Every reading handed to a coordinator, before it decides what to keep."""
 
     mqtt: list[tuple[float, tuple[str, str, float]]] = field(default_factory=list)
-    sse: list[tuple[float, Reading]] = field(default_factory=list)
+    sse: list[tuple[float, DerReading]] = field(default_factory=list)
 
     def mqtt_keys(self) -> set[tuple[str, str, float]]:
         """Return the distinct (meter, register, timestamp ms) delivered."""
@@ -243,7 +240,7 @@ def record_deliveries() -> Iterator[Deliveries]:
             deliveries.mqtt.append((time.monotonic(), key))
         on_message(self, topic, payload)
 
-    def _readings(self: NovacoreCoordinator, readings: list[Reading]) -> None:
+    def _readings(self: NovacoreCoordinator, readings: list[DerReading]) -> None:
         now = time.monotonic()
         deliveries.sse.extend((now, reading) for reading in readings)
         on_readings(self, readings)

@@ -28,7 +28,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from custom_components.energy_telemetry.ainsite import _guard_socket_registration
+from custom_components.energy_telemetry.protocol.ainsite.client import _guard_socket_registration
 from simulator.broker import find_mosquitto, free_port, password_hash
 
 ADMIN_USERNAME = "admin"

@@ -8,7 +8,7 @@ from typing import Any
 
 from homeassistant.core import HomeAssistant
 
-from custom_components.energy_telemetry.ainsite import AinsiteConnection
+from custom_components.energy_telemetry.protocol.ainsite import AinsiteConnection
 
 from .conftest import CUSTOMER_ID, MQTT_PASSWORD, MQTT_USERNAME, SUBSCRIPTION_ID, wait_for
 from .test_ainsite_integration import ENERGY, record_states, setup_ainsite, topic, ts, v1

@@ -16,18 +16,20 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 import pytest
 
-from custom_components.energy_telemetry import ainsite
-from custom_components.energy_telemetry.ainsite import (
+from custom_components.energy_telemetry.protocol import ainsite
+from custom_components.energy_telemetry.protocol.ainsite import (
     AinsiteAuthError,
     AinsiteConnection,
     AinsiteConnectionError,
-    ParseStats,
-    Reading,
+    RegisterReading,
     async_validate,
+    client as ainsite_client,
     parse_payload,
     parse_topic,
+    readings as ainsite_readings,
     subscription_filter,
 )
+from custom_components.energy_telemetry.protocol.common import ParseStats
 from simulator.ainsite_publisher import (
     REGISTER_ACCUMULATED_KWH,
     PublisherStats,
@@ -122,7 +124,7 @@ def test_parse_v1() -> None:
     """The documented schema 1 example parses."""
     stats = ParseStats()
     reading = parse_payload(_json(V1), stats)
-    assert reading == Reading(
+    assert reading == RegisterReading(
         register_id="2",
         value=123.456,
         timestamp=datetime(2023, 1, 1, 12, 34, 56, 789000, tzinfo=UTC),
@@ -136,7 +138,7 @@ def test_parse_v1() -> None:
 def test_parse_v2() -> None:
     """The documented schema 2 example parses, the end being the timestamp."""
     reading = parse_payload(_json(V2))
-    assert reading == Reading(
+    assert reading == RegisterReading(
         register_id="12",
         value=123.456,
         timestamp=datetime(2023, 1, 1, 12, 1, tzinfo=UTC),
@@ -267,11 +269,11 @@ REJECTS: list[tuple[bytes | str, str]] = [
 def test_parse_rejects(payload: bytes | str, reason: str, caplog: pytest.LogCaptureFixture) -> None:
     """Anything else is rejected with a counted reason and a DEBUG line, never an exception."""
     stats = ParseStats()
-    with caplog.at_level(logging.DEBUG, logger=ainsite.__name__):
+    with caplog.at_level(logging.DEBUG, logger=ainsite_readings.__name__):
         assert parse_payload(payload, stats) is None
     assert stats.rejected == {reason: 1}
     assert stats.accepted == 0
-    lines = [record for record in caplog.records if record.name == ainsite.__name__]
+    lines = [record for record in caplog.records if record.name == ainsite_readings.__name__]
     assert len(lines) == 1
     assert lines[0].levelno == logging.DEBUG
     assert reason in lines[0].getMessage()
@@ -304,7 +306,7 @@ def test_simulator_payloads_parse() -> None:
     end = datetime.now(UTC).replace(microsecond=123456)
     start = end - timedelta(minutes=1)
     reading = parse_payload(payload_v1(1234.5, end, end + timedelta(seconds=1)))
-    assert reading == Reading(
+    assert reading == RegisterReading(
         str(REGISTER_ACCUMULATED_KWH), 1234.5, end.replace(microsecond=123000), None, 1
     )
     assert json.loads(payload_v1(1.0, end))["data_timestamp_utc"].endswith(".123Z")
@@ -320,7 +322,7 @@ def test_simulator_payloads_parse() -> None:
 
 def test_suback_failure_detection() -> None:
     """A granted QoS of 0x80 (or an MQTT 5 failure code) is a refused subscription."""
-    granted = ainsite._granted_failed
+    granted = ainsite_client._granted_failed
     assert not granted([ReasonCode(PacketTypes.SUBACK, identifier=1)])
     assert not granted((0,))
     assert granted([ReasonCode(PacketTypes.SUBACK, identifier=0x80)])

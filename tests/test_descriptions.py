@@ -9,25 +9,25 @@ from typing import Any
 
 import pytest
 
-from custom_components.energy_telemetry import descriptions_novacore
+from custom_components.energy_telemetry.ainsite.descriptions import (
+    LAST_READING_DESCRIPTION,
+    REGISTER_KINDS,
+    register_description,
+)
 from custom_components.energy_telemetry.descriptions import (
     EnergyTelemetryBinarySensorEntityDescription,
     PointDescription,
 )
-from custom_components.energy_telemetry.descriptions_novacore import (
+from custom_components.energy_telemetry.novacore import descriptions as descriptions_novacore
+from custom_components.energy_telemetry.novacore.descriptions import (
     NOVACORE_FIELDS,
     SIGN_SWAPPED_FIELDS,
     novacore_description,
     wire_field,
 )
-from custom_components.energy_telemetry.novacore.readings import TEXT_FIELDS
-from custom_components.energy_telemetry.registers import (
-    LAST_READING_DESCRIPTION,
-    REGISTER_KINDS,
-    register_description,
-)
+from custom_components.energy_telemetry.protocol.novacore.readings import TEXT_FIELDS
 
-ROOT = Path(descriptions_novacore.__file__).parent
+ROOT = Path(descriptions_novacore.__file__).parent.parent
 STRINGS = json.loads((ROOT / "strings.json").read_text())
 ICONS = json.loads((ROOT / "icons.json").read_text())
 PLACEHOLDER = re.compile(r"\{(\w+)\}")

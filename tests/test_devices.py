@@ -42,9 +42,9 @@ async def _readings(hass: HomeAssistant, novacore: Novacore, entry: Any) -> None
 async def _reconnect(novacore: Novacore, entry: Any) -> None:
     """End the stream; the integration reconnects and reads the device list again."""
     coordinator = entry.runtime_data
-    reads = coordinator.device_list_reads
+    reads = coordinator.devices.reads
     await novacore.server.cut_streams(SITE_ID)
-    await wait_for(lambda: coordinator.device_list_reads > reads)
+    await wait_for(lambda: coordinator.devices.reads > reads)
 
 
 async def test_ders_that_leave_the_site_are_removed(
@@ -52,7 +52,7 @@ async def test_ders_that_leave_the_site_are_removed(
 ) -> None:
     """A reconnect reads the list again; a DER and a device that left go, with their entities."""
     entry = await setup_fast(hass, novacore)
-    entry.runtime_data.device_list_min_interval = 0
+    entry.runtime_data.devices.min_interval = 0
     await _readings(hass, novacore, entry)
     assert _entity(hass, f"{SITE_ID}_der-bat_power")
     signs = entry.runtime_data.signs
@@ -70,19 +70,19 @@ async def test_ders_that_leave_the_site_are_removed(
     assert _entity(hass, f"{SITE_ID}_der-meter_power") is None
     assert _device(hass, f"{SITE_ID}_der-pv") is not None
     assert _entity(hass, f"{SITE_ID}_der-pv_power") is not None
-    assert entry.runtime_data.devices_removed == 3
+    assert entry.runtime_data.devices.devices_removed == 3
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
 async def test_an_empty_list_removes_nothing(hass: HomeAssistant, novacore: Novacore) -> None:
     """A list that suddenly comes back empty is taken as a glitch."""
     entry = await setup_fast(hass, novacore)
-    entry.runtime_data.device_list_min_interval = 0
+    entry.runtime_data.devices.min_interval = 0
     await _readings(hass, novacore, entry)
     novacore.server.set_devices(SITE_ID, [])
     await _reconnect(novacore, entry)
     assert _device(hass, f"{SITE_ID}_der-bat") is not None
-    assert entry.runtime_data.devices_removed == 0
+    assert entry.runtime_data.devices.devices_removed == 0
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
@@ -106,7 +106,7 @@ async def test_a_der_that_joins_gets_its_name(hass: HomeAssistant, novacore: Nov
     novacore.server.set_devices(SITE_ID, INVERTER_ONLY)
     entry = await setup_fast(hass, novacore)
     coordinator = entry.runtime_data
-    coordinator.device_list_min_interval = 0
+    coordinator.devices.min_interval = 0
     # Without a DER id: first a device named after the type.
     await send(hass, novacore, entry, {"type": "battery", "W": 10, "timestamp": TS})
     assert _entity(hass, f"{SITE_ID}_battery_power")
@@ -118,7 +118,7 @@ async def test_a_der_that_joins_gets_its_name(hass: HomeAssistant, novacore: Nov
         {"type": "meter", "der_id": "der-meter", "W": 5, "timestamp": TS},
     )
     assert _device(hass, f"{SITE_ID}_der-meter").name == "Meter der-meter"
-    await wait_for(lambda: not coordinator.device_list_pending)
+    await wait_for(lambda: not coordinator.devices.pending)
 
     novacore.server.set_devices(SITE_ID, DEVICES)
     await _reconnect(novacore, entry)
@@ -140,13 +140,13 @@ async def test_the_list_is_read_at_most_once_a_minute(
 ) -> None:
     entry = await setup_fast(hass, novacore)
     coordinator = entry.runtime_data
-    reads = coordinator.device_list_reads
+    reads = coordinator.devices.reads
     for _ in range(3):
         connects = novacore.server.stream_connects
         await novacore.server.cut_streams(SITE_ID)
         await wait_for(lambda c=connects: novacore.server.stream_connects > c)
-    assert coordinator.device_list_reads == reads
-    assert coordinator.device_list_pending  # one read waits for its minute
+    assert coordinator.devices.reads == reads
+    assert coordinator.devices.pending  # one read waits for its minute
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 

@@ -27,9 +27,11 @@ from chaos.fuzz_inputs import (
     valid_v1,
     valid_v2,
 )
-from custom_components.energy_telemetry import ainsite, novacore
 from custom_components.energy_telemetry.const import DOMAIN
-from custom_components.energy_telemetry.novacore.readings import TEXT_FIELDS
+from custom_components.energy_telemetry.protocol import ainsite, novacore
+from custom_components.energy_telemetry.protocol.ainsite import readings as ainsite_readings
+from custom_components.energy_telemetry.protocol.common import ParseStats
+from custom_components.energy_telemetry.protocol.novacore.readings import TEXT_FIELDS
 from custom_components.energy_telemetry.totals import RESET_FRACTION, TotalGuard
 from simulator.wire import device_sn_of, to_legacy
 
@@ -122,7 +124,7 @@ def _value_key(payload: dict[str, Any]) -> str:
 def test_ainsite_parse_payload(payload: bytes | str) -> None:
     """Never raises; a reading's value is finite and the payload's own number."""
     TRIED["ainsite.parse_payload"] += 1
-    stats = ainsite.ParseStats()
+    stats = ParseStats()
     reading = ainsite.parse_payload(payload, stats)
     assert stats.accepted + sum(stats.rejected.values()) == 1
     if reading is None:
@@ -134,7 +136,7 @@ def test_ainsite_parse_payload(payload: bytes | str) -> None:
     raw = data[_value_key(data)]
     assert reading.value == float(raw)
     assert reading.timestamp.tzinfo is not None
-    assert reading.timestamp.timestamp() >= ainsite.MIN_TIMESTAMP
+    assert reading.timestamp.timestamp() >= ainsite_readings.MIN_TIMESTAMP
 
 
 @FUZZ
@@ -185,9 +187,9 @@ def test_ainsite_rejections_are_logged(caplog: pytest.LogCaptureFixture) -> None
         "timestamp_too_old": _encode(valid_v1(ts="1970-01-01T00:00:00Z")),
         "timestamp_in_future": _encode(valid_v1(ts="9999-01-01T00:00:00Z")),
         "invalid_timestamp": _encode(valid_v1(ts="yesterday")),
-        "too_large": b" " * (ainsite.MAX_PAYLOAD_BYTES + 1),
+        "too_large": b" " * (ainsite_readings.MAX_PAYLOAD_BYTES + 1),
     }
-    stats = ainsite.ParseStats()
+    stats = ParseStats()
     with caplog.at_level(logging.DEBUG, logger=ainsite.__name__):
         for payload in samples.values():
             assert ainsite.parse_payload(payload, stats) is None
@@ -329,7 +331,7 @@ def test_novacore_parse_event(data: str) -> None:
     """Never raises; every value is finite and one of the event's own numbers (in any of its
     objects, an MPPT array or a limit array); texts only the documented ones, as sent."""
     TRIED["novacore.parse_event"] += 1
-    stats = novacore.ParseStats()
+    stats = ParseStats()
     readings = novacore.parse_event(data, stats)
     assert stats.accepted == len(readings)
     if not readings:
@@ -438,7 +440,7 @@ def test_both_wires_parse_alike(documented: dict[str, Any]) -> None:
     TRIED["novacore.wires"] += 1
     devices = [{"id": "dev", "hardware_id": "SN1", "ders": [{"id": documented["der_id"]}]}]
     legacy = to_legacy(documented, device_sn_of(devices, documented["der_id"]))
-    stats = novacore.ParseStats()
+    stats = ParseStats()
     (one,) = novacore.parse_event(json.dumps(documented), stats)
     (other,) = novacore.parse_event(json.dumps(legacy), stats)
     assert (other.der_type, other.timestamp, other.texts) == (
@@ -465,7 +467,7 @@ def test_both_wires_parse_alike(documented: dict[str, Any]) -> None:
 
 def test_novacore_rejections_are_logged(caplog: pytest.LogCaptureFixture) -> None:
     """Every rejection reason leaves a DEBUG line and a count."""
-    stats = novacore.ParseStats()
+    stats = ParseStats()
     with caplog.at_level(logging.DEBUG, logger=novacore.__name__):
         assert novacore.parse_event("{", stats) == []
         assert novacore.parse_event("[1]", stats) == []

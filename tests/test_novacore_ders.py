@@ -12,7 +12,7 @@ from homeassistant.helpers import device_registry as dr, entity_registry as er
 import pytest
 
 from custom_components.energy_telemetry.const import DOMAIN
-from custom_components.energy_telemetry.coordinator_novacore import NovacoreGroup
+from custom_components.energy_telemetry.novacore.coordinator import NovacoreGroup
 
 from .conftest import SITE_ID, Novacore
 from .test_novacore_stream import send, setup_fast

@@ -20,12 +20,18 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 import pytest
 
-from custom_components.energy_telemetry import energy_hours, novacore, sign_evidence, totals
-from custom_components.energy_telemetry.novacore import (
+from custom_components.energy_telemetry import energy_hours, protocol, totals
+from custom_components.energy_telemetry.protocol import novacore
+from custom_components.energy_telemetry.protocol.common import (
     BACKOFF_MAX,
+    ParseStats,
+    backoff_delay,
+)
+from custom_components.energy_telemetry.protocol.novacore import (
     MAX_LOGGED_CHARS,
     READ_TIMEOUT,
     Der,
+    DerReading,
     Device,
     InvalidKeyError,
     NovacoreAuthError,
@@ -33,13 +39,10 @@ from custom_components.energy_telemetry.novacore import (
     NovacoreConnectionError,
     NovacoreError,
     NovacoreNotFoundError,
-    ParseStats,
-    Reading,
     Signer,
     Site,
     SiteStream,
     StreamEndedError,
-    backoff_delay,
     describe,
     load_signer,
     parse_event,
@@ -247,14 +250,14 @@ def test_token_expiry_shapes(token: str, expected: float | None) -> None:
 # --- parser ---------------------------------------------------------------------------------
 
 
-def _parse(data: Any) -> tuple[list[Reading], ParseStats]:
+def _parse(data: Any) -> tuple[list[DerReading], ParseStats]:
     stats = ParseStats()
     return parse_event(data if isinstance(data, str) else json.dumps(data), stats), stats
 
 
 def test_parse_flat_reading() -> None:
     readings, stats = _parse({"type": "pv", "make": "Sungrow", "W": -1500, "timestamp": TS})
-    assert readings == [Reading("pv", None, "Sungrow", float(TS), {"W": -1500.0})]
+    assert readings == [DerReading("pv", None, "Sungrow", float(TS), {"W": -1500.0})]
     assert stats.accepted == 1
     assert not stats.rejected
 
@@ -265,7 +268,7 @@ def test_parse_envelope(envelope: str) -> None:
     readings, stats = _parse(
         {"event": "telemetry", "der_id": "der-bat", envelope: {"type": "battery", "W": 5}}
     )
-    assert readings == [Reading("battery", "der-bat", None, None, {"W": 5.0})]
+    assert readings == [DerReading("battery", "der-bat", None, None, {"W": 5.0})]
     assert stats.accepted == 1
 
 
@@ -755,7 +758,7 @@ class StreamProbe:
     """Runs a SiteStream as a task and records what it reports."""
 
     def __init__(self, client: NovacoreClient, site_id: str = SITE_ID) -> None:
-        self.readings: list[Reading] = []
+        self.readings: list[DerReading] = []
         self.connected_at: list[float] = []
         self.errors: list[tuple[float, Exception]] = []
         self.stream = SiteStream(
@@ -943,7 +946,7 @@ async def test_an_event_whose_handling_fails_does_not_end_the_stream(
     """
     seen: list[float] = []
 
-    def on_readings(readings: list[Reading]) -> None:
+    def on_readings(readings: list[DerReading]) -> None:
         value = readings[0].values["W"]
         seen.append(value)
         if value in (-2, -4):
@@ -991,7 +994,7 @@ async def test_stream_204_ends_the_stream(session: aiohttp.ClientSession, odd: O
 # --- no Home Assistant in the protocol modules ----------------------------------------------
 
 _STANDALONE = """
-import importlib.abc, importlib.util, sys
+import importlib, importlib.abc, importlib.util, os, pkgutil, sys
 
 class BlockHomeAssistant(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
@@ -1007,10 +1010,8 @@ except ImportError:
 else:
     raise SystemExit("the import blocker does not work")
 
-import os
-
-for name, path in zip(sys.argv[1::2], sys.argv[2::2]):
-    if os.path.isdir(path):  # a package: load it, then every module in it
+def load(name, path):
+    if os.path.isdir(path):
         spec = importlib.util.spec_from_file_location(
             name, os.path.join(path, "__init__.py"), submodule_search_locations=[path]
         )
@@ -1019,33 +1020,41 @@ for name, path in zip(sys.argv[1::2], sys.argv[2::2]):
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
+    print("module", name)
     if os.path.isdir(path):
-        for file in sorted(os.listdir(path)):
-            if file.endswith(".py") and file != "__init__.py":
-                importlib.import_module(f"{name}.{file[:-3]}")
-                print("module", f"{name}.{file[:-3]}")
+        for info in pkgutil.iter_modules([path]):
+            load(f"{name}.{info.name}", os.path.join(path, info.name if info.ispkg else info.name + ".py"))
+
+for name, path in zip(sys.argv[1::2], sys.argv[2::2]):
+    load(name, path)
 
 leaked = sorted(m for m in sys.modules if m.split(".")[0] == "homeassistant")
 assert not leaked, leaked
 guard = sys.modules["standalone_totals"].TotalGuard()
 guard.seed(None, None)
 assert guard.accept(1.0, 1.0)
-parsed = sys.modules["standalone_novacore"].parse_event(
-    '{"type": "pv", "W": -5}', sys.modules["standalone_novacore"].ParseStats()
-)
+novacore = sys.modules["standalone_protocol.novacore"]
+common = sys.modules["standalone_protocol.common"]
+parsed = novacore.parse_event('{"type": "pv", "W": -5}', common.ParseStats())
 assert parsed[0].values == {"W": -5.0}
-signs = sys.modules["standalone_sign_evidence"].SignEngine()
+signs = sys.modules["standalone_protocol.novacore.signs"].SignEngine()
 assert signs.observe("b", "battery", 1.0, 5.0, {"total_charge_Wh": 1.0}) is None
 assert signs.factor("b", "battery") == 1
+reading = sys.modules["standalone_protocol.ainsite"].parse_payload(
+    b'{"smarteo_payload_schema_version": 1, "register_id": 2, "meter_reading": 5,'
+    b' "data_timestamp_utc": "2025-01-01T00:00:00Z"}'
+)
+assert reading.value == 5.0
 print("standalone ok")
 """
 
 
 def test_protocol_modules_do_not_import_homeassistant() -> None:
+    """Every module of the protocol package, and the pure totals and hours, load without HA."""
+    package = Path(protocol.__file__).parent
     files = {
-        "standalone_novacore": Path(novacore.__file__).parent,
+        "standalone_protocol": package,
         "standalone_totals": Path(totals.__file__),
-        "standalone_sign_evidence": Path(sign_evidence.__file__),
         "standalone_energy_hours": Path(energy_hours.__file__),
     }
     args = [str(item) for name, path in files.items() for item in (name, path)]
@@ -1060,12 +1069,18 @@ def test_protocol_modules_do_not_import_homeassistant() -> None:
     lines = result.stdout.strip().splitlines()
     assert lines[-1] == "standalone ok"
     # Every module of the package was loaded with Home Assistant blocked.
-    package = Path(novacore.__file__).parent
-    assert sorted(lines[:-1]) == sorted(
-        f"module standalone_novacore.{path.stem}"
-        for path in package.glob("*.py")
-        if path.name != "__init__.py"
-    )
+    expected = {
+        "module standalone_protocol."
+        + ".".join(path.relative_to(package).with_suffix("").parts).removesuffix(".__init__")
+        for path in package.rglob("*.py")
+    }
+    expected = {line.removesuffix(".__init__") for line in expected}
+    assert set(lines[:-1]) == expected | {
+        "module standalone_protocol",
+        "module standalone_totals",
+        "module standalone_energy_hours",
+    }
+    assert any("ainsite.stream" in line for line in lines)
 
 
 # --- TotalGuard -----------------------------------------------------------------------------

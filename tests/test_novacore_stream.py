@@ -29,16 +29,16 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.energy_telemetry import (
     coordinator as coordinator_module,
-    novacore as novacore_module,
 )
 from custom_components.energy_telemetry.const import DOMAIN
 from custom_components.energy_telemetry.coordinator import Group, Point
-from custom_components.energy_telemetry.coordinator_novacore import (
+from custom_components.energy_telemetry.novacore.coordinator import (
     MAX_FIELDS_PER_DER,
     NovacoreCoordinator,
 )
-from custom_components.energy_telemetry.descriptions_novacore import novacore_description
-from custom_components.energy_telemetry.novacore import NovacoreClient
+from custom_components.energy_telemetry.novacore.descriptions import novacore_description
+from custom_components.energy_telemetry.protocol import novacore as novacore_module
+from custom_components.energy_telemetry.protocol.novacore import NovacoreClient
 
 from .conftest import SITE_ID, Novacore, wait_for
 

@@ -9,18 +9,20 @@ from typing import Any
 import aiohttp
 import pytest
 
-from custom_components.energy_telemetry.novacore import (
-    NovacoreClient,
+from custom_components.energy_telemetry.protocol.common import (
+    MAX_IGNORED_NAMES,
+    OTHER_IGNORED,
     ParseStats,
-    Reading,
+)
+from custom_components.energy_telemetry.protocol.novacore import (
+    DerReading,
+    NovacoreClient,
     normalise_type,
     parse_event,
 )
-from custom_components.energy_telemetry.novacore.readings import (
-    MAX_IGNORED_NAMES,
+from custom_components.energy_telemetry.protocol.novacore.readings import (
     MAX_MPPTS,
     MAX_TEXT_LENGTH,
-    OTHER_IGNORED,
     TEXT_FIELDS,
 )
 
@@ -29,12 +31,12 @@ from .conftest import SITE_ID, Novacore
 TS = 1709740800000  # 2024-03-06T16:00:00Z in ms
 
 
-def _parse(data: Any) -> tuple[list[Reading], ParseStats]:
+def _parse(data: Any) -> tuple[list[DerReading], ParseStats]:
     stats = ParseStats()
     return parse_event(data if isinstance(data, str) else json.dumps(data), stats), stats
 
 
-def _one(data: Any) -> tuple[Reading, ParseStats]:
+def _one(data: Any) -> tuple[DerReading, ParseStats]:
     readings, stats = _parse(data)
     assert len(readings) == 1, stats
     return readings[0], stats
@@ -165,7 +167,7 @@ NESTED_BATTERY = {
 def test_nested_shape() -> None:
     """Telemetry from `state`, configuration from `spec`; time and serial read too."""
     reading, stats = _one(NESTED_BATTERY)
-    assert reading == Reading(
+    assert reading == DerReading(
         "battery",
         None,
         None,
@@ -420,7 +422,7 @@ def test_unusable_numbers_are_counted() -> None:
 def test_ignored_fields_log_once_and_stay_bounded(caplog: pytest.LogCaptureFixture) -> None:
     """One debug line per new name; counts per name up to a bound, the rest together."""
     stats = ParseStats()
-    caplog.set_level(logging.DEBUG, logger="custom_components.energy_telemetry.novacore")
+    caplog.set_level(logging.DEBUG, logger="custom_components.energy_telemetry.protocol.novacore")
     for _ in range(3):
         parse_event(json.dumps({"type": "meter", "W": 1, "model": "X"}), stats)
     assert stats.ignored == {"model": 3}

@@ -15,7 +15,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings, strategies as st
 import pytest
 
-from custom_components.energy_telemetry.sign_evidence import (
+from custom_components.energy_telemetry.protocol.novacore.signs import (
     CLOCK_JUMP_MS,
     COUNTERS,
     DEADBAND_MAX_W,

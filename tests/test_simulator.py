@@ -16,7 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 import pytest
 
-from custom_components.energy_telemetry.novacore import ParseStats, parse_event
+from custom_components.energy_telemetry.protocol.common import ParseStats
+from custom_components.energy_telemetry.protocol.novacore import parse_event
 from simulator.model import SiteModel, run_site
 from simulator.novacore_server import (
     MID_EVENT_FRAGMENT,

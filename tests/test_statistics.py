@@ -33,11 +33,11 @@ from pytest_homeassistant_custom_component.components.recorder.common import (
 from sqlalchemy import text
 
 from custom_components.energy_telemetry import statistics as statistics_module
+from custom_components.energy_telemetry.ainsite.descriptions import register_description
 from custom_components.energy_telemetry.descriptions import (
     EnergyTelemetrySensorEntityDescription,
 )
-from custom_components.energy_telemetry.descriptions_novacore import novacore_description
-from custom_components.energy_telemetry.registers import register_description
+from custom_components.energy_telemetry.novacore.descriptions import novacore_description
 from custom_components.energy_telemetry.statistics import StatisticsImporter, statistic_kind
 
 from .conftest import CUSTOMER_ID, SITE_ID, Novacore, wait_for

@@ -217,7 +217,7 @@ def _code_translation_keys() -> dict[str, set[tuple[str, str]]]:
     def add(kind: str, key: str, where: str) -> None:
         found.setdefault(kind, set()).add((key, where))
 
-    for path in sorted(INTEGRATION.glob("*.py")):
+    for path in sorted(INTEGRATION.rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if isinstance(node, ast.Call):
@@ -290,10 +290,10 @@ def _module_descriptions() -> Iterator[tuple[str, EntityDescription]]:
             for index, item in enumerate(value):
                 yield from walk(item, f"{where}[{index}]")
 
-    for info in pkgutil.iter_modules(package.__path__):
-        module = importlib.import_module(f"{PACKAGE}.{info.name}")
+    for info in pkgutil.walk_packages(package.__path__, prefix=f"{PACKAGE}."):
+        module = importlib.import_module(info.name)
         for name, value in vars(module).items():
-            yield from walk(value, f"{info.name}.{name}")
+            yield from walk(value, f"{info.name.removeprefix(PACKAGE)}.{name}")
 
 
 def test_entity_descriptions_have_translated_names() -> None:
@@ -340,7 +340,7 @@ REPAIR_MODULES = ("repairs.py",)
 def _flow_modules(*, repairs: bool) -> list[Path]:
     return [
         path
-        for path in sorted(INTEGRATION.glob("*.py"))
+        for path in sorted(INTEGRATION.rglob("*.py"))
         if (path.name in REPAIR_MODULES) == repairs
     ]
 
@@ -380,7 +380,7 @@ def test_flow_steps_errors_and_aborts_are_translated() -> None:
         for reason, where in _literal_keywords(function, "reason")
         if reason not in aborts
     ]
-    for path in sorted(INTEGRATION.glob("*.py")):
+    for path in sorted(INTEGRATION.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             # errors["base"] = "cannot_connect" / errors[CONF_X] = "invalid_key"
             if (

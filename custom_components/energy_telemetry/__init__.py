@@ -2,51 +2,40 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Final
 
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryError
 from homeassistant.helpers import device_registry as dr
-from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
+from .ainsite.coordinator import async_create_coordinator as async_create_ainsite
 from .compat import OPTIONS_FLOW_RELOADS
-from .const import (
-    CONF_API_URL,
-    CONF_PRIVATE_KEY,
-    CONF_SITE_ID,
-    CONF_SOURCE,
-    CONF_TOKEN,
-    DOMAIN,
-    SOURCE_AINSITE,
-    SOURCE_NOVACORE,
-)
+from .const import CONF_SOURCE, DOMAIN, SOURCE_AINSITE, SOURCE_NOVACORE
 from .coordinator import EnergyTelemetryConfigEntry, PushCoordinator
-from .novacore import InvalidKeyError, NovacoreClient, load_signer
-from .repairs import async_clear_issues
+from .issues import async_clear_issues
+from .novacore.coordinator import async_create_coordinator as async_create_novacore
 from .statistics import async_remove_store as async_remove_statistics_store
 from .storage import async_remove_store
 
 PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.SENSOR]
+COORDINATORS: Final[
+    dict[str, Callable[[HomeAssistant, EnergyTelemetryConfigEntry], Awaitable[PushCoordinator]]]
+] = {SOURCE_NOVACORE: async_create_novacore, SOURCE_AINSITE: async_create_ainsite}
+"""How each source builds its coordinator."""
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: EnergyTelemetryConfigEntry) -> bool:
     """Set up a Novacore site or an Ainsite subscription."""
-    coordinator: PushCoordinator
     source = entry.data[CONF_SOURCE]
-    if source == SOURCE_NOVACORE:
-        coordinator = _novacore_coordinator(hass, entry)
-    elif source == SOURCE_AINSITE:
-        from .coordinator_ainsite import async_create_coordinator  # noqa: PLC0415
-
-        coordinator = await async_create_coordinator(hass, entry)
-    else:
+    if (create := COORDINATORS.get(source)) is None:
         raise ConfigEntryError(
             translation_domain=DOMAIN,
             translation_key="unknown_source",
             translation_placeholders={"source": str(source)},
         )
+    coordinator = await create(hass, entry)
     if not OPTIONS_FLOW_RELOADS:
         entry.async_on_unload(entry.add_update_listener(_async_options_updated(entry)))
     await coordinator.async_config_entry_first_refresh()
@@ -54,31 +43,6 @@ async def async_setup_entry(hass: HomeAssistant, entry: EnergyTelemetryConfigEnt
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     coordinator.async_start()
     return True
-
-
-def _novacore_coordinator(
-    hass: HomeAssistant, entry: EnergyTelemetryConfigEntry
-) -> PushCoordinator:
-    from .coordinator_novacore import NovacoreCoordinator  # noqa: PLC0415
-
-    data = entry.data
-    signer = None
-    if key := data.get(CONF_PRIVATE_KEY):
-        try:
-            signer = load_signer(key)
-        except InvalidKeyError as err:
-            raise ConfigEntryError(
-                translation_domain=DOMAIN,
-                translation_key="invalid_stored_key",
-                translation_placeholders={"error": str(err)},
-            ) from None
-    client = NovacoreClient(
-        async_get_clientsession(hass),
-        data[CONF_API_URL],
-        signer=signer,
-        token=None if signer else data.get(CONF_TOKEN),
-    )
-    return NovacoreCoordinator(hass, entry, client, data[CONF_SITE_ID])
 
 
 def _async_options_updated(

@@ -5,13 +5,21 @@ Each difference is detected from the running release's own API, never from its v
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final, cast
+import inspect
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from homeassistant import config_entries
-from homeassistant.helpers import device_registry as dr
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.helpers import device_registry as dr, issue_registry as ir
 from homeassistant.helpers.device_registry import DeviceInfo
 
-__all__ = ["OPTIONS_FLOW_RELOADS", "ReloadingOptionsFlow", "entry_device", "via_device"]
+__all__ = [
+    "OPTIONS_FLOW_RELOADS",
+    "ReloadingOptionsFlow",
+    "entry_device",
+    "issue_of_entry",
+    "via_device",
+]
 
 _VIA_DEVICE_ID: Final = "via_device_id" in DeviceInfo.__annotations__
 
@@ -53,3 +61,14 @@ OPTIONS_FLOW_RELOADS: Final = ReloadingOptionsFlow is not config_entries.Options
 options. An update listener that reloads is then not allowed, and combined with
 `async_update_reload_and_abort` it is deprecated (2026.6) and an error (2026.12). Before 2025.8,
 an update listener reloads the entry when its options change."""
+
+
+_ISSUE_TAKES_ENTRY: Final = "config_entry_id" in inspect.signature(ir.async_create_issue).parameters
+
+
+def issue_of_entry(entry: ConfigEntry) -> dict[str, Any]:
+    """Return the keyword that ties a repair issue to its config entry, where there is one.
+
+    Home Assistant 2025.11 ties an issue to its entry (and removes it with the entry).
+    """
+    return {"config_entry_id": entry.entry_id} if _ISSUE_TAKES_ENTRY else {}

@@ -11,194 +11,35 @@ from homeassistant.config_entries import (
     ConfigFlowResult,
     OptionsFlow,
 )
-from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
-from homeassistant.core import HomeAssistant, callback
-from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.core import callback
 from homeassistant.helpers.selector import (
-    BooleanSelector,
-    NumberSelector,
-    NumberSelectorConfig,
-    NumberSelectorMode,
     SelectOptionDict,
     SelectSelector,
     SelectSelectorConfig,
     SelectSelectorMode,
-    TextSelector,
-    TextSelectorConfig,
-    TextSelectorType,
 )
 import voluptuous as vol
 
-from .ainsite import (
-    AinsiteAuthError,
-    AinsiteCertificateError,
-    AinsiteError,
-    AinsiteSubscribeError,
-    async_validate,
-)
+from .ainsite import validation as ainsite
+from .ainsite.descriptions import REGISTER_KINDS, UNITS_BY_KIND
 from .compat import ReloadingOptionsFlow
 from .const import (
-    CONF_API_URL,
     CONF_CLIENT_ID,
     CONF_CUSTOMER_ID,
-    CONF_PRIVATE_KEY,
     CONF_REGISTERS,
     CONF_SIGNS,
     CONF_SITE_ID,
     CONF_SOURCE,
     CONF_SUBSCRIPTION_ID,
-    CONF_TLS,
-    CONF_TOKEN,
-    DEFAULT_AINSITE_HOST,
-    DEFAULT_AINSITE_PORT,
-    DEFAULT_API_URL,
     DOMAIN,
-    LOGGER,
     SIGN_DER_TYPES,
     SOURCE_AINSITE,
     SOURCE_NOVACORE,
 )
 from .coordinator import EnergyTelemetryConfigEntry
-from .novacore import (
-    InvalidKeyError,
-    NovacoreAuthError,
-    NovacoreCertificateError,
-    NovacoreClient,
-    NovacoreConnectionError,
-    NovacoreError,
-    Site,
-    load_signer,
-)
-from .registers import REGISTER_KINDS, UNITS_BY_KIND, async_tls_context
-from .sign_evidence import Override
-
-_PASSWORD = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
-_MULTILINE = TextSelector(TextSelectorConfig(multiline=True))
-_URL = TextSelector(TextSelectorConfig(type=TextSelectorType.URL))
-_TEXT = TextSelector()
-
-
-def novacore_schema(defaults: Mapping[str, Any], with_url: bool = True) -> vol.Schema:
-    """Return the form of Novacore credentials (and the API URL, unless it stays as it is)."""
-    fields: dict[vol.Marker, Any] = {}
-    if with_url:
-        fields[vol.Required(CONF_API_URL, default=defaults.get(CONF_API_URL, DEFAULT_API_URL))] = (
-            _URL
-        )
-    fields[vol.Optional(CONF_PRIVATE_KEY)] = _MULTILINE
-    fields[vol.Optional(CONF_TOKEN)] = _PASSWORD
-    return vol.Schema(fields)
-
-
-def ainsite_credentials_schema(username: str) -> vol.Schema:
-    """Return the form of new Ainsite credentials."""
-    return vol.Schema(
-        {
-            vol.Required(CONF_USERNAME, default=username): _TEXT,
-            vol.Required(CONF_PASSWORD): _PASSWORD,
-        }
-    )
-
-
-def _ainsite_schema(defaults: Mapping[str, Any]) -> vol.Schema:
-    return vol.Schema(
-        {
-            vol.Required(CONF_HOST, default=defaults.get(CONF_HOST, DEFAULT_AINSITE_HOST)): _TEXT,
-            vol.Required(CONF_PORT, default=defaults.get(CONF_PORT, DEFAULT_AINSITE_PORT)): vol.All(
-                NumberSelector(NumberSelectorConfig(min=1, max=65535, mode=NumberSelectorMode.BOX)),
-                vol.Coerce(int),
-            ),
-            vol.Required(CONF_TLS, default=defaults.get(CONF_TLS, True)): BooleanSelector(),
-            vol.Required(CONF_USERNAME, default=defaults.get(CONF_USERNAME, vol.UNDEFINED)): _TEXT,
-            vol.Required(CONF_PASSWORD): _PASSWORD,
-            vol.Required(
-                CONF_CUSTOMER_ID, default=defaults.get(CONF_CUSTOMER_ID, vol.UNDEFINED)
-            ): _TEXT,
-            vol.Optional(
-                CONF_SUBSCRIPTION_ID,
-                description={"suggested_value": defaults.get(CONF_SUBSCRIPTION_ID)},
-            ): _TEXT,
-        }
-    )
-
-
-def ainsite_unique_id(customer_id: str, subscription_id: str | None) -> str:
-    """Return the unique id of an Ainsite entry."""
-    return f"{customer_id}/{subscription_id}" if subscription_id else customer_id
-
-
-async def async_novacore_login(
-    hass: HomeAssistant, user_input: dict[str, Any], errors: dict[str, str]
-) -> tuple[dict[str, Any] | None, list[Site]]:
-    """Check Novacore credentials; return the entry data they give and the sites they see.
-
-    On failure the data is None and `errors` says why (the config, reauth, reconfigure and
-    repair flows share this check).
-    """
-    key = (user_input.get(CONF_PRIVATE_KEY) or "").strip()
-    token = (user_input.get(CONF_TOKEN) or "").strip()
-    if bool(key) == bool(token):
-        errors["base"] = "missing_credentials"
-        return None, []
-    signer = None
-    if key:
-        try:
-            signer = load_signer(key)
-        except InvalidKeyError:
-            errors[CONF_PRIVATE_KEY] = "invalid_key"
-            return None, []
-    api_url = str(user_input[CONF_API_URL]).strip().rstrip("/")
-    client = NovacoreClient(
-        async_get_clientsession(hass), api_url, signer=signer, token=token or None
-    )
-    try:
-        sites = await client.async_get_sites()
-    except NovacoreAuthError:
-        errors["base"] = "invalid_auth"
-        return None, []
-    except NovacoreCertificateError as err:
-        LOGGER.warning("Novacore at %s: %s", api_url, err)
-        errors["base"] = "invalid_certificate"
-        return None, []
-    except NovacoreConnectionError:
-        errors["base"] = "cannot_connect"
-        return None, []
-    except NovacoreError as err:
-        LOGGER.debug("Unexpected answer from %s: %s", api_url, err)
-        errors["base"] = "cannot_connect"
-        return None, []
-    return {
-        CONF_API_URL: api_url,
-        CONF_PRIVATE_KEY: key or None,
-        CONF_TOKEN: None if key else token,
-    }, sites
-
-
-async def async_ainsite_check(
-    hass: HomeAssistant, data: Mapping[str, Any], errors: dict[str, str]
-) -> bool:
-    """Connect and subscribe with the given settings; set errors and return False on failure."""
-    try:
-        await async_validate(
-            host=data[CONF_HOST],
-            port=data[CONF_PORT],
-            username=data[CONF_USERNAME],
-            password=data[CONF_PASSWORD],
-            customer_id=data[CONF_CUSTOMER_ID],
-            subscription_id=data.get(CONF_SUBSCRIPTION_ID),
-            tls_context=await async_tls_context(hass, data[CONF_TLS]),
-        )
-    except AinsiteAuthError:
-        errors["base"] = "invalid_auth"
-    except AinsiteSubscribeError:
-        errors["base"] = "subscribe_failed"
-    except AinsiteCertificateError as err:
-        LOGGER.warning("Ainsite broker %s: %s", data[CONF_HOST], err)
-        errors["base"] = "invalid_certificate"
-    except (AinsiteError, ValueError) as err:
-        LOGGER.debug("Ainsite broker check failed: %s", err)
-        errors["base"] = "cannot_connect"
-    return not errors
+from .novacore import validation as novacore
+from .protocol.novacore import Site
+from .protocol.novacore.signs import Override
 
 
 class EnergyTelemetryConfigFlow(ConfigFlow, domain=DOMAIN):
@@ -227,20 +68,13 @@ class EnergyTelemetryConfigFlow(ConfigFlow, domain=DOMAIN):
 
     # --- Novacore -----------------------------------------------------------------------------
 
-    async def _async_novacore_login(
-        self, user_input: dict[str, Any], errors: dict[str, str]
-    ) -> dict[str, Any] | None:
-        """Check the credentials; return the entry data they give, or None with errors set."""
-        credentials, self._sites = await async_novacore_login(self.hass, user_input, errors)
-        return credentials
-
     async def async_step_novacore(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Ask for the API URL and a private key or a token."""
         errors: dict[str, str] = {}
         if user_input is not None:
-            credentials = await self._async_novacore_login(user_input, errors)
+            credentials, self._sites = await novacore.async_login(self.hass, user_input, errors)
             if credentials is not None:
                 if not self._sites:
                     return self.async_abort(reason="no_sites")
@@ -249,7 +83,7 @@ class EnergyTelemetryConfigFlow(ConfigFlow, domain=DOMAIN):
         return self.async_show_form(
             step_id="novacore",
             data_schema=self.add_suggested_values_to_schema(
-                novacore_schema(user_input or {}), user_input
+                novacore.credentials_schema(user_input or {}), user_input
             ),
             errors=errors,
         )
@@ -279,44 +113,25 @@ class EnergyTelemetryConfigFlow(ConfigFlow, domain=DOMAIN):
 
     # --- Ainsite ------------------------------------------------------------------------------
 
-    async def _async_ainsite_check(self, data: dict[str, Any], errors: dict[str, str]) -> bool:
-        """Connect and subscribe with the given settings; set errors and return False on failure."""
-        return await async_ainsite_check(self.hass, data, errors)
-
-    @staticmethod
-    def _ainsite_data(user_input: dict[str, Any], client_id: str) -> dict[str, Any]:
-        subscription = (user_input.get(CONF_SUBSCRIPTION_ID) or "").strip() or None
-        return {
-            CONF_SOURCE: SOURCE_AINSITE,
-            CONF_HOST: str(user_input[CONF_HOST]).strip(),
-            CONF_PORT: int(user_input[CONF_PORT]),
-            CONF_TLS: bool(user_input[CONF_TLS]),
-            CONF_USERNAME: user_input[CONF_USERNAME],
-            CONF_PASSWORD: user_input[CONF_PASSWORD],
-            CONF_CUSTOMER_ID: str(user_input[CONF_CUSTOMER_ID]).strip(),
-            CONF_SUBSCRIPTION_ID: subscription,
-            CONF_CLIENT_ID: client_id,
-        }
-
     async def async_step_ainsite(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Ask for the broker, the credentials and the customer's topic."""
         errors: dict[str, str] = {}
         if user_input is not None:
-            data = self._ainsite_data(user_input, self._client_id)
+            data = ainsite.connection_data(user_input, self._client_id)
             await self.async_set_unique_id(
-                ainsite_unique_id(data[CONF_CUSTOMER_ID], data[CONF_SUBSCRIPTION_ID])
+                ainsite.unique_id(data[CONF_CUSTOMER_ID], data[CONF_SUBSCRIPTION_ID])
             )
             self._abort_if_unique_id_configured()
-            if await self._async_ainsite_check(data, errors):
+            if await ainsite.async_check(self.hass, data, errors):
                 title = data[CONF_CUSTOMER_ID]
                 if data[CONF_SUBSCRIPTION_ID]:
                     title = f"{title} / {data[CONF_SUBSCRIPTION_ID]}"
                 return self.async_create_entry(title=f"Ainsite {title}", data=data)
         return self.async_show_form(
             step_id="ainsite",
-            data_schema=_ainsite_schema(user_input or {}),
+            data_schema=ainsite.connection_schema(user_input or {}),
             errors=errors,
         )
 
@@ -353,18 +168,16 @@ class EnergyTelemetryConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         reconfigure = step_id == "reconfigure"
         if user_input is not None:
-            login = dict(user_input)
-            if not reconfigure:
-                login[CONF_API_URL] = entry.data[CONF_API_URL]
-            credentials = await self._async_novacore_login(login, errors)
+            credentials = await novacore.async_validate_credentials(
+                self.hass, entry.data, user_input, errors
+            )
             if credentials is not None:
-                if entry.data[CONF_SITE_ID] not in {site.id for site in self._sites}:
-                    errors["base"] = "site_not_found"
-                else:
-                    return self.async_update_reload_and_abort(entry, data_updates=credentials)
+                return self.async_update_reload_and_abort(entry, data_updates=credentials)
         return self.async_show_form(
             step_id=step_id,
-            data_schema=novacore_schema(entry.data if reconfigure else {}, with_url=reconfigure),
+            data_schema=novacore.credentials_schema(
+                entry.data if reconfigure else {}, with_url=reconfigure
+            ),
             errors=errors,
             description_placeholders={"name": entry.title},
         )
@@ -377,12 +190,14 @@ class EnergyTelemetryConfigFlow(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         errors: dict[str, str] = {}
         if user_input is not None:
-            data = {**entry.data, **user_input}
-            if await self._async_ainsite_check(data, errors):
-                return self.async_update_reload_and_abort(entry, data_updates=user_input)
+            updates = await ainsite.async_validate_credentials(
+                self.hass, entry.data, user_input, errors
+            )
+            if updates is not None:
+                return self.async_update_reload_and_abort(entry, data_updates=updates)
         return self.async_show_form(
             step_id=step_id,
-            data_schema=ainsite_credentials_schema(entry.data[CONF_USERNAME]),
+            data_schema=ainsite.credentials_schema(entry.data),
             errors=errors,
             description_placeholders={"name": entry.title},
         )
@@ -392,16 +207,16 @@ class EnergyTelemetryConfigFlow(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         errors: dict[str, str] = {}
         if user_input is not None:
-            data = self._ainsite_data(user_input, entry.data[CONF_CLIENT_ID])
+            data = ainsite.connection_data(user_input, entry.data[CONF_CLIENT_ID])
             await self.async_set_unique_id(
-                ainsite_unique_id(data[CONF_CUSTOMER_ID], data[CONF_SUBSCRIPTION_ID])
+                ainsite.unique_id(data[CONF_CUSTOMER_ID], data[CONF_SUBSCRIPTION_ID])
             )
             self._abort_if_unique_id_mismatch()
-            if await self._async_ainsite_check(data, errors):
+            if await ainsite.async_check(self.hass, data, errors):
                 return self.async_update_reload_and_abort(entry, data=data)
         return self.async_show_form(
             step_id="ainsite_reconfigure",
-            data_schema=_ainsite_schema(user_input or entry.data),
+            data_schema=ainsite.connection_schema(user_input or entry.data),
             errors=errors,
         )
 

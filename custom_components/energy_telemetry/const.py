@@ -18,7 +18,6 @@ CONF_API_URL: Final = "api_url"
 CONF_PRIVATE_KEY: Final = "private_key"
 CONF_TOKEN: Final = "token"  # noqa: S105
 CONF_SITE_ID: Final = "site_id"
-DEFAULT_API_URL: Final = "https://novacore-mainnet.sourceful.dev"
 CONF_SIGNS: Final = "signs"
 """Options: the user's sign choice per DER type (automatic, documented, inverted)."""
 SIGN_DER_TYPES: Final = ("pv", "battery", "meter", "ev_charger", "inverter")
@@ -29,8 +28,6 @@ CONF_SUBSCRIPTION_ID: Final = "subscription_id"
 CONF_CLIENT_ID: Final = "client_id"
 CONF_TLS: Final = "tls"
 CONF_REGISTERS: Final = "registers"
-DEFAULT_AINSITE_HOST: Final = "mqtt.ainsite.io"
-DEFAULT_AINSITE_PORT: Final = 8883
 
 # Connection health
 STREAM_GRACE_PERIOD: Final = timedelta(seconds=30)

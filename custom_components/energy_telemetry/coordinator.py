@@ -15,7 +15,6 @@ from homeassistant.helpers.device_registry import DeviceEntry, DeviceInfo
 from homeassistant.helpers.event import async_call_later, async_track_time_interval
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
-from .compat import via_device
 from .const import (
     LOGGER,
     STALE_INTERVALS,
@@ -32,7 +31,7 @@ if TYPE_CHECKING:
 
 type EnergyTelemetryConfigEntry = ConfigEntry[PushCoordinator]
 
-__all__ = ["EnergyTelemetryConfigEntry", "Group", "Point", "PushCoordinator", "via_device"]
+__all__ = ["EnergyTelemetryConfigEntry", "Group", "Point", "PushCoordinator"]
 
 
 @dataclass(slots=True, eq=False)

@@ -48,15 +48,13 @@ if TYPE_CHECKING:
     from .coordinator import EnergyTelemetryConfigEntry, Point, PushCoordinator
     from .descriptions import PointDescription
 
-ENABLED = True
-"""False: no statistics at all (the benchmark switches this to measure what they cost)."""
 FLUSH_DELAY: Final = 5.0
 """Seconds from the first changed hour to the import that carries it (and everything since)."""
 RETRY_DELAY: Final = 60.0
+"""Seconds before the recorder is asked again after it could not be read."""
 SEED_WAIT: Final = 8.0
 """Seconds an unload or a stop waits for the last rows to be read back, so nothing held is lost
 (Home Assistant itself waits 10 s for an unloading entry's tasks)."""
-"""Seconds before the recorder is asked again after it could not be read."""
 STORE_VERSION: Final = 1
 STORE_SAVE_DELAY: Final = 60.0
 _HAS_UNIT_CLASS: Final = "unit_class" in StatisticMetaData.__annotations__
@@ -189,7 +187,7 @@ class StatisticsImporter:
         self.hass = hass
         self.entry = entry
         self.name = name
-        self.enabled = ENABLED and "recorder" in hass.config.components
+        self.enabled = "recorder" in hass.config.components
         if not self.enabled:
             LOGGER.debug("%s: the recorder is not loaded; no long-term statistics", name)
         self.feeds: dict[str, StatisticFeed] = {}

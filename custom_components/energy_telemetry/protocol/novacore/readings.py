@@ -1,6 +1,6 @@
 """Readings: the data of one SSE event parsed into telemetry values of DERs.
 
-Every wire variant Sourceful's own sources show is accepted and gives the same `Reading`:
+Every wire variant Sourceful's own sources show is accepted and gives the same `DerReading`:
 
 - flat objects (the API docs' examples) and the data-models' complete shape
   `{"type", "device_sn", "spec": {...static...}, "state": {...telemetry...}}`, optionally inside
@@ -22,8 +22,7 @@ by name (`ParseStats.ignored`), with a debug line the first time a name is seen.
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 import json
 import logging
@@ -31,6 +30,7 @@ import math
 import time
 from typing import Any
 
+from ..common import ParseStats
 from .errors import MAX_LOGGED_CHARS
 
 _LOGGER = logging.getLogger(__name__)
@@ -73,9 +73,6 @@ MAX_TEXT_LENGTH = 255
 MAX_TIMESTAMP_LENGTH = 64
 MAX_FUTURE_MS = 86_400_000.0
 """A reading timestamped further ahead of the clock than this is rejected (`timestamp_in_future`)."""
-MAX_IGNORED_NAMES = 100
-"""Ignored fields are counted by name up to this many names, the rest as `<other>`."""
-OTHER_IGNORED = "<other>"
 
 
 def as_text(value: Any) -> str | None:
@@ -94,7 +91,7 @@ def normalise_type(value: str) -> str:
 
 
 @dataclass(slots=True)
-class Reading:
+class DerReading:
     """One telemetry reading of one DER."""
 
     der_type: str
@@ -111,42 +108,23 @@ class Reading:
     """The documented text and boolean fields present (see TEXT_FIELDS), else None."""
 
 
-@dataclass(slots=True)
-class ParseStats:
-    """What the parser accepted and why it dropped the rest."""
+def _reject(stats: ParseStats, reason: str, data: object) -> None:
+    """Count and log one dropped input."""
+    stats.reject(reason)
+    if _LOGGER.isEnabledFor(logging.DEBUG):
+        _LOGGER.debug("Dropped Novacore event (%s): %.*r", reason, MAX_LOGGED_CHARS, data)
 
-    accepted: int = 0
-    rejected: Counter[str] = field(default_factory=Counter)
-    ignored: Counter[str] = field(default_factory=Counter)
-    """Fields that were not usable values (text, booleans, NaN...), by name."""
 
-    def reject(self, reason: str, data: object) -> None:
-        """Count and log one dropped input."""
-        self.rejected[reason] += 1
-        if _LOGGER.isEnabledFor(logging.DEBUG):
-            _LOGGER.debug("Dropped Novacore event (%s): %.*r", reason, MAX_LOGGED_CHARS, data)
-
-    def ignore(self, name: str, value: object) -> None:
-        """Count one ignored field; log its name the first time it is seen."""
-        ignored = self.ignored
-        if name in ignored:
-            ignored[name] += 1
-            return
-        if len(ignored) >= MAX_IGNORED_NAMES:
-            name = OTHER_IGNORED
-            ignored[name] += 1
-            if ignored[name] > 1:
-                return
-        else:
-            ignored[name] = 1
-        if _LOGGER.isEnabledFor(logging.DEBUG):
-            _LOGGER.debug(
-                "Ignored Novacore field %.*r (not a usable value, counted from now on): %.*r",
-                MAX_LOGGED_CHARS,
-                name,
-                MAX_LOGGED_CHARS,
-                value,
-            )
+def _ignore(stats: ParseStats, name: str, value: object) -> None:
+    """Count one ignored field; log its name the first time it is seen."""
+    if stats.ignore(name) and _LOGGER.isEnabledFor(logging.DEBUG):
+        _LOGGER.debug(
+            "Ignored Novacore field %.*r (not a usable value, counted from now on): %.*r",
+            MAX_LOGGED_CHARS,
+            name,
+            MAX_LOGGED_CHARS,
+            value,
+        )
 
 
 def _number(value: Any) -> float | None:
@@ -186,18 +164,18 @@ def _timestamp(value: Any) -> float | None:
 def _mppts(value: Any, values: dict[str, float], stats: ParseStats) -> None:
     """Spread `mppts: [{V, A, W}, ...]` into `mppt{n}_V`, `mppt{n}_A`, `mppt{n}_W` (n from 1)."""
     if not isinstance(value, list):
-        stats.ignore("mppts", value)
+        _ignore(stats, "mppts", value)
         return
     for index, entry in enumerate(value):
         if index >= MAX_MPPTS or not isinstance(entry, dict):
-            stats.ignore("mppts", entry)
+            _ignore(stats, "mppts", entry)
             continue
         for unit in _MPPT_UNITS:
             raw = entry.get(unit)
             if raw is None:
                 continue
             if (number := _number(raw)) is None:
-                stats.ignore(f"mppts.{unit}", raw)
+                _ignore(stats, f"mppts.{unit}", raw)
             else:
                 values[f"mppt{index + 1}_{unit}"] = number
 
@@ -234,11 +212,11 @@ def _collect(
                         texts = texts or {}
                         texts[name] = value == 1
                     else:
-                        stats.ignore(name, value)
+                        _ignore(stats, name, value)
                     continue
                 values[name] = float(value)
             else:
-                stats.ignore(name, value)
+                _ignore(stats, name, value)
         elif kind is str or kind is bool:
             if name in _STRUCTURAL_KEYS:
                 continue
@@ -250,7 +228,7 @@ def _collect(
                 texts = texts or {}
                 texts[name] = value
                 continue
-            stats.ignore(name, value)
+            _ignore(stats, name, value)
         elif value is None or (kind is dict and (name in _NESTED_KEYS or name in _ENVELOPE_KEYS)):
             continue  # null is an absent value; nested objects are read by the caller
         elif name in _MPPT_KEYS:
@@ -258,13 +236,13 @@ def _collect(
         elif name in _LIMIT_KEYS and kind is list and (limit := _limit(value)) is not None:
             values[name] = limit
         else:
-            stats.ignore(name, value)
+            _ignore(stats, name, value)
     return texts
 
 
-def _parse_item(item: Any, stats: ParseStats, now_ms: float) -> Reading | None:
+def _parse_item(item: Any, stats: ParseStats, now_ms: float) -> DerReading | None:
     if not isinstance(item, dict):
-        stats.reject("not_an_object", item)
+        _reject(stats, "not_an_object", item)
         return None
     for key in _ENVELOPE_KEYS:
         inner = item.get(key)
@@ -276,7 +254,7 @@ def _parse_item(item: Any, stats: ParseStats, now_ms: float) -> Reading | None:
     if not isinstance(der_type, str):
         der_type = item.get("der_type")
     if not isinstance(der_type, str) or not der_type:
-        stats.reject("no_type", item)
+        _reject(stats, "no_type", item)
         return None
     der_type = _TYPE_ALIASES.get(der_type) or normalise_type(der_type)
     spec = item.get("spec")
@@ -293,7 +271,7 @@ def _parse_item(item: Any, stats: ParseStats, now_ms: float) -> Reading | None:
     if state is not None:
         texts = _collect(state, values, texts, text_fields, stats)
     if not values and not texts:
-        stats.reject("no_values", item)
+        _reject(stats, "no_values", item)
         return None
     der_id = _first_text(item, state, _DER_ID_KEYS)
     make = item.get("make")
@@ -304,10 +282,10 @@ def _parse_item(item: Any, stats: ParseStats, now_ms: float) -> Reading | None:
         timestamp = state.get("timestamp")
     milliseconds = _timestamp(timestamp)
     if milliseconds is not None and milliseconds > now_ms + MAX_FUTURE_MS:
-        stats.reject("timestamp_in_future", item)
+        _reject(stats, "timestamp_in_future", item)
         return None
     stats.accepted += 1
-    return Reading(
+    return DerReading(
         der_type,
         der_id,
         make if isinstance(make, str) and make else None,
@@ -330,13 +308,13 @@ def _first_text(
     return None
 
 
-def parse_event(data: str, stats: ParseStats) -> list[Reading]:
+def parse_event(data: str, stats: ParseStats) -> list[DerReading]:
     """Parse the data of one SSE event: a reading, an enveloped reading, or a list of them."""
     try:
         body = json.loads(data)
     except (ValueError, RecursionError):
         # RecursionError: nesting deeper than the decoder handles.
-        stats.reject("invalid_json", data)
+        _reject(stats, "invalid_json", data)
         return []
     now_ms = time.time() * 1000.0
     if isinstance(body, list):

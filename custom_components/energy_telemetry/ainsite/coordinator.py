@@ -13,14 +13,8 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 
-from .ainsite import (
-    AinsiteAuthError,
-    AinsiteConnection,
-    ParseStats,
-    parse_payload,
-    parse_topic,
-)
-from .const import (
+from ..compat import via_device
+from ..const import (
     CONF_CLIENT_ID,
     CONF_CUSTOMER_ID,
     CONF_REGISTERS,
@@ -29,9 +23,12 @@ from .const import (
     DOMAIN,
     LOGGER,
 )
-from .coordinator import EnergyTelemetryConfigEntry, Group, PushCoordinator, via_device
-from .registers import LAST_READING_DESCRIPTION, async_tls_context, register_description
-from .repairs import SUBSCRIPTION_REFUSED, async_clear_issue, async_raise_issue
+from ..coordinator import EnergyTelemetryConfigEntry, Group, PushCoordinator
+from ..issues import SUBSCRIPTION_REFUSED, async_clear_issue, async_raise_issue
+from ..protocol.ainsite import AinsiteAuthError, AinsiteConnection, parse_payload, parse_topic
+from ..protocol.common import ParseStats
+from .descriptions import LAST_READING_DESCRIPTION, register_description
+from .validation import async_tls_context
 
 MAX_METERS = 10_000
 MAX_REGISTERS_PER_METER = 100

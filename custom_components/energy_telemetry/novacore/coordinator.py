@@ -2,77 +2,77 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
-from datetime import datetime, timedelta
-import re
 import time
 from typing import Any, Final
 
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.exceptions import ConfigEntryAuthFailed
+from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryError
 from homeassistant.helpers import device_registry as dr
-from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
-from homeassistant.helpers.event import async_track_time_interval
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.update_coordinator import UpdateFailed
 
-from .compat import entry_device
-from .const import CONF_SIGNS, DOMAIN, LOGGER
-from .coordinator import (
-    EnergyTelemetryConfigEntry,
-    Group,
-    Point,
-    PushCoordinator,
-    via_device,
+from ..compat import via_device
+from ..const import (
+    CONF_API_URL,
+    CONF_PRIVATE_KEY,
+    CONF_SIGNS,
+    CONF_SITE_ID,
+    CONF_TOKEN,
+    DOMAIN,
+    LOGGER,
 )
-from .descriptions import UNKNOWN_STATE, PointDescription
-from .descriptions_novacore import SIGN_SWAPPED_FIELDS, novacore_description, wire_field
-from .novacore import (
-    Der,
-    Device,
+from ..coordinator import EnergyTelemetryConfigEntry, Group, Point, PushCoordinator
+from ..descriptions import UNKNOWN_STATE, PointDescription
+from ..issues import SITE_NOT_FOUND, async_clear_issue, async_raise_issue
+from ..protocol.novacore import (
+    DerReading,
+    InvalidKeyError,
     NovacoreAuthError,
     NovacoreClient,
     NovacoreConnectionError,
     NovacoreError,
     NovacoreNotFoundError,
-    Reading,
     SiteStream,
     describe,
+    load_signer,
 )
-from .repairs import SITE_NOT_FOUND, async_clear_issue, async_raise_issue
-from .sign_evidence import SignEngine
-from .storage import EntryStore
+from ..protocol.novacore.routing import RouteKey, der_name, route_key, type_name
+from ..protocol.novacore.signs import SignEngine
+from ..storage import EntryStore
+from .descriptions import SIGN_SWAPPED_FIELDS, novacore_description, wire_field
+from .devices import DeviceList
 
-TYPE_NAMES = {
-    "pv": "Solar",
-    "battery": "Battery",
-    "meter": "Meter",
-    "inverter": "Inverter",
-    "ev_charger": "EV charger",
-}
 MAX_FIELDS_PER_DER = 200
 """Fields beyond this many per DER are ignored, so a misbehaving stream cannot flood the registry."""
-DEVICE_LIST_MIN_INTERVAL: Final = 60.0
-"""The site's device list is read at most once a minute (on reconnects and unknown DERs)."""
-DEVICE_LIST_INTERVAL: Final = timedelta(hours=6)
-"""... and at least this often, so DERs that left the site are removed."""
 NOT_FOUND_FOR_ISSUE: Final = 2
 """Consecutive 404 answers of the stream after which the site is reported as gone."""
-STORE_SECTION: Final = "device_list"
 SIGNS_SECTION: Final = "signs"
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
-
-
-def _unlisted_key(reading: Reading) -> str:
-    """Return the group key of a DER the device list does not name: by serial, make or type."""
-    if reading.device_sn is not None:
-        return f"{reading.der_type}_{_slug(reading.device_sn)}"
-    if reading.make:
-        return f"{reading.der_type}_{_slug(reading.make)}"
-    return reading.der_type
+async def async_create_coordinator(
+    hass: HomeAssistant, entry: EnergyTelemetryConfigEntry
+) -> NovacoreCoordinator:
+    """Build the coordinator of a site with the entry's key (or token)."""
+    data = entry.data
+    signer = None
+    if key := data.get(CONF_PRIVATE_KEY):
+        try:
+            signer = load_signer(key)
+        except InvalidKeyError as err:
+            raise ConfigEntryError(
+                translation_domain=DOMAIN,
+                translation_key="invalid_stored_key",
+                translation_placeholders={"error": str(err)},
+            ) from None
+    client = NovacoreClient(
+        async_get_clientsession(hass),
+        data[CONF_API_URL],
+        signer=signer,
+        token=None if signer else data.get(CONF_TOKEN),
+    )
+    return NovacoreCoordinator(hass, entry, client, data[CONF_SITE_ID])
 
 
 type Binding = tuple[Point, PointDescription]
@@ -120,27 +120,15 @@ class NovacoreCoordinator(PushCoordinator):
         super().__init__(hass, entry, name=f"Novacore site {entry.title}")
         self.client = client
         self.site_id = site_id
-        self.devices: list[Device] = []
-        self._ders_by_id: dict[str, tuple[Der, Device]] = {}
-        self._ders_by_type: dict[str, list[tuple[Der, Device]]] = {}
-        self._devices_by_hardware_id: dict[str, Device] = {}
-        self._routes: dict[tuple[str | None, str, str | None, str | None], NovacoreGroup] = {}
-        """(der_id, der_type, make, device_sn) of a reading -> its DER's group."""
+        self.store = EntryStore(hass, entry)
+        self.devices = DeviceList(self)
+        self._routes: dict[RouteKey, NovacoreGroup] = {}
+        """The route key of a reading -> its DER's group."""
         self.signs = SignEngine(overrides=entry.options.get(CONF_SIGNS) or {})
         """Decides each DER's wire sign from its energy counters (or the user's choice)."""
         self._signs_revision = 0
         self.unknown_texts: Counter[str] = Counter()
         """Text values not understood (e.g. an unknown charger status), by `type.field`."""
-        self._site_device: dr.DeviceEntry
-        self._device_entries: dict[str, dr.DeviceEntry] = {}
-        self.store = EntryStore(hass, entry)
-        self._listed: set[str] = set()
-        """Ids of the devices and DERs in the last device list read (remembered across restarts)."""
-        self._device_list_read_at: float | None = None
-        self.device_list_min_interval = DEVICE_LIST_MIN_INTERVAL
-        self._device_list_task: asyncio.Task[None] | None = None
-        self.device_list_reads = 0
-        self.devices_removed = 0
         self._not_found = 0
         self.stream = SiteStream(
             client,
@@ -152,12 +140,9 @@ class NovacoreCoordinator(PushCoordinator):
 
     async def _async_update_data(self) -> dict[str, Group]:
         """Read the site's devices and DERs at set-up; later reads come from the stream."""
-        if self._device_list_read_at is None:
+        if not self.devices.loaded:
             await self.store.async_load()
-            listed = self.store.section(STORE_SECTION)
-            if isinstance(listed, list):
-                self._listed = {item for item in listed if isinstance(item, str)}
-            self.store.provide(STORE_SECTION, lambda: sorted(self._listed))
+            self.devices.async_load()
             self.signs.load(self.store.section(SIGNS_SECTION))
             self._signs_revision = self.signs.revision
             self.store.provide(SIGNS_SECTION, self.signs.as_dict)
@@ -179,112 +164,18 @@ class NovacoreCoordinator(PushCoordinator):
             # The devices endpoint is optional: DERs are then named after their type.
             LOGGER.debug("No device list for site %s: %s", self.site_id, describe(err))
             devices = None
-        self._apply_device_list(devices)
+        self.devices.apply(devices)
         return self.data
 
-    # --- the site's device list ---------------------------------------------------------------
+    # --- groups -------------------------------------------------------------------------------
 
     @callback
-    def async_request_device_list(self, reason: str) -> None:
-        """Read the device list again soon: at most once a minute, never twice at a time."""
-        if self.device_list_pending:
-            return
-        delay = 0.0
-        if (read_at := self._device_list_read_at) is not None:
-            delay = max(0.0, read_at + self.device_list_min_interval - time.monotonic())
-        LOGGER.debug("%s: reading the device list in %.0f s (%s)", self.name, delay, reason)
-        self._device_list_task = self.config_entry.async_create_background_task(
-            self.hass, self._async_read_device_list(delay), f"{self.name} device list"
-        )
-
-    @property
-    def device_list_pending(self) -> bool:
-        """Return True while a read of the device list is waiting or running."""
-        task = self._device_list_task
-        return task is not None and not task.done()
-
-    async def _async_read_device_list(self, delay: float) -> None:
-        if delay:
-            await asyncio.sleep(delay)
-        try:
-            devices = await self.client.async_get_devices(self.site_id)
-        except NovacoreError as err:
-            # The stream reports what matters (refused credentials, a site that is gone).
-            LOGGER.debug("%s: device list not read: %s", self.name, describe(err))
-            self._device_list_read_at = time.monotonic()
-            return
-        self._apply_device_list(devices)
-
-    @callback
-    def _async_periodic_device_list(self, _now: datetime) -> None:
-        self.async_request_device_list("periodic")
-
-    def _apply_device_list(self, devices: list[Device] | None) -> None:
-        """Register the listed devices and DERs; remove those that left the site."""
-        self._device_list_read_at = time.monotonic()
-        self.device_list_reads += 1
-        registry = dr.async_get(self.hass)
-        entry_id = self.config_entry.entry_id
-        self._site_device = registry.async_get_or_create(
-            config_entry_id=entry_id,
-            identifiers={(DOMAIN, self.site_id)},
-            name=self.config_entry.title,
-            manufacturer="Sourceful",
-            model="Novacore site",
-            entry_type=DeviceEntryType.SERVICE,
-        )
-        if devices is None:
-            return
-        self._ders_by_id.clear()
-        self._ders_by_type.clear()
-        self._devices_by_hardware_id.clear()
-        self._device_entries.clear()
-        listed: set[str] = set()
-        for device in devices:
-            info = DeviceInfo(
-                identifiers={(DOMAIN, f"{self.site_id}_{device.id}")},
-                name=device.name,
-                model=device.type,
-                serial_number=device.hardware_id,
-            )
-            info.update(via_device(self._site_device))
-            self._device_entries[device.id] = registry.async_get_or_create(
-                config_entry_id=entry_id, **info
-            )
-            listed.add(device.id)
-            if device.hardware_id:
-                self._devices_by_hardware_id.setdefault(device.hardware_id, device)
-            for der in device.ders:
-                self._ders_by_id[der.id] = (der, device)
-                self._ders_by_type.setdefault(der.type, []).append((der, device))
-                listed.add(der.id)
-        # Readings find their DER again with the new list: a DER that joined gets its real name.
+    def async_reroute(self) -> None:
+        """Route every reading afresh (the device list changed)."""
         self._routes.clear()
-        for key, group in list(self.data.items()):
-            if isinstance(group, NovacoreGroup) and key in self._ders_by_id:
-                self._link_listed_group(registry, group)
-        if not listed and self._listed:
-            # An empty list where there were devices is more likely a glitch than an empty site.
-            LOGGER.debug("%s: the device list is empty; keeping the devices", self.name)
-            return
-        for key in self._listed - listed:
-            self._remove_device_key(registry, key, "it left the site")
-        if listed != self._listed:
-            self._listed = listed
-            self.store.async_schedule_save()
 
-    def _link_listed_group(self, registry: dr.DeviceRegistry, group: NovacoreGroup) -> None:
-        """Give a DER first seen in readings its listed name and physical device."""
-        der, device = self._ders_by_id[group.key]
-        parent = self._device_entries[device.id]
-        entry = entry_device(registry, (DOMAIN, group.unique_prefix), self.config_entry.entry_id)
-        if entry is None or (entry.name == der.name and entry.via_device_id == parent.id):
-            return
-        registry.async_update_device(entry.id, name=der.name, via_device_id=parent.id)
-        group.device_info["name"] = der.name
-        group.device_info.update(via_device(parent))
-
-    def _forget_group(self, key: str) -> None:
+    @callback
+    def async_forget_group(self, key: str) -> None:
         """Forget a DER or physical device: its readings' routes and its sign evidence."""
         group = self.data.pop(key, None)
         if group is not None:
@@ -298,18 +189,6 @@ class NovacoreCoordinator(PushCoordinator):
             self._signs_revision = self.signs.revision
             self.store.async_schedule_save()
 
-    def _remove_device_key(self, registry: dr.DeviceRegistry, key: str, why: str) -> None:
-        """Remove the device of a DER or physical device key, with its entities."""
-        self._forget_group(key)
-        entry = entry_device(
-            registry, (DOMAIN, f"{self.site_id}_{key}"), self.config_entry.entry_id
-        )
-        if entry is None:
-            return
-        LOGGER.info("%s: removing device %s (%s)", self.name, entry.name, why)
-        self.devices_removed += 1
-        registry.async_remove_device(entry.id)
-
     def async_remove_device(self, device: dr.DeviceEntry) -> bool:
         """Forget a device a user deletes; refuse while it is listed or reporting."""
         keys = {
@@ -320,26 +199,23 @@ class NovacoreCoordinator(PushCoordinator):
         if self.site_id in {identifier[1] for identifier in device.identifiers}:
             return False
         for key in keys:
-            if key in self._listed:
+            if key in self.devices.listed:
                 return False
             group = self.data.get(key)
             if group is not None and not group.stale and group.last_seen is not None:
                 return False
         for key in keys:
-            self._forget_group(key)
+            self.async_forget_group(key)
         return True
+
+    # --- the stream ---------------------------------------------------------------------------
 
     @callback
     def async_start(self) -> None:
         """Open the stream as a background task of the entry and watch its health."""
         self.async_start_watchdog()
-        entry = self.config_entry
-        entry.async_on_unload(
-            async_track_time_interval(
-                self.hass, self._async_periodic_device_list, DEVICE_LIST_INTERVAL
-            )
-        )
-        entry.async_create_background_task(
+        self.devices.async_start()
+        self.config_entry.async_create_background_task(
             self.hass, self._async_run_stream(), f"{self.name} stream"
         )
 
@@ -359,7 +235,7 @@ class NovacoreCoordinator(PushCoordinator):
         self._not_found = 0
         async_clear_issue(self.hass, SITE_NOT_FOUND, self.config_entry)
         self.async_connection_up()
-        self.async_request_device_list("stream connected")
+        self.devices.async_request("stream connected")
 
     @callback
     def _async_on_disconnected(self, error: Exception) -> None:
@@ -381,83 +257,45 @@ class NovacoreCoordinator(PushCoordinator):
 
     # --- readings -----------------------------------------------------------------------------
 
-    def _resolve(self, reading: Reading) -> NovacoreGroup:
-        """Find the DER a reading belongs to (see README: how a reading finds its DER)."""
-        der: Der | None = None
-        device: Device | None = None
-        der_type = reading.der_type
-        if reading.der_id is not None:
-            key = reading.der_id
-            der, device = self._ders_by_id.get(key, (None, None))
-        else:
-            sn = reading.device_sn
-            if sn is not None and (device := self._devices_by_hardware_id.get(sn)) is not None:
-                ders = [item for item in device.ders if item.type == der_type]
-                if len(ders) == 1:
-                    der = ders[0]
-            if der is not None:
-                key = der.id
-            elif device is not None:
-                key = f"{der_type}_{_slug(sn or '')}"  # the device is known, its DER is not
-            elif len(candidates := self._ders_by_type.get(der_type, [])) == 1:
-                der, device = candidates[0]
-                key = der.id
-            else:
-                key = _unlisted_key(reading)
-            if der is not None and (old_key := _unlisted_key(reading)) in self.data:
-                # The DER joined the list: it replaces the group its readings had before.
-                self._remove_device_key(
-                    dr.async_get(self.hass), old_key, f"it is listed as {der.name} now"
-                )
-        group = self.data.get(key)
+    def _resolve(self, reading: DerReading) -> NovacoreGroup:
+        """Find (or create) the group of a reading's DER (protocol/novacore/routing.py)."""
+        route = self.devices.directory.route(reading)
+        if route.replaces is not None and route.replaces in self.data:
+            # The DER joined the list: it replaces the group its readings had before.
+            self.devices.remove(
+                route.replaces, f"it is listed as {der_name(reading, route.der)} now"
+            )
+        group = self.data.get(route.key)
         if group is None:
-            if der is None:
+            if route.der is None:
                 # A DER the list does not know yet: read the list again (at most once a minute).
-                self.async_request_device_list(f"unknown DER {key}")
-            group = self._new_group(key, reading, der, device)
+                self.devices.async_request(f"unknown DER {route.key}")
+            info = DeviceInfo(
+                identifiers={(DOMAIN, f"{self.site_id}_{route.key}")},
+                name=der_name(reading, route.der),
+                manufacturer=reading.make,
+                model=type_name(reading.der_type),
+            )
+            info.update(via_device(self.devices.parent(route.device)))
+            group = NovacoreGroup(
+                route.key,
+                f"{self.site_id}_{route.key}",
+                info,
+                reading.der_type,
+                self.signs.factor(route.key, reading.der_type),
+            )
+            self.data[route.key] = group
         assert isinstance(group, NovacoreGroup)
-        self._routes[(reading.der_id, der_type, reading.make, reading.device_sn)] = group
-        return group
-
-    def _new_group(
-        self, key: str, reading: Reading, der: Der | None, device: Device | None
-    ) -> NovacoreGroup:
-        type_name = TYPE_NAMES.get(reading.der_type, reading.der_type.replace("_", " ").title())
-        if der is not None:
-            name = der.name
-        elif reading.der_id is not None:
-            name = f"{type_name} {reading.der_id}"
-        elif reading.device_sn is not None:
-            name = f"{type_name} {reading.device_sn}"
-        elif reading.make:
-            name = f"{type_name} {reading.make}"
-        else:
-            name = type_name
-        parent = self._device_entries[device.id] if device else self._site_device
-        info = DeviceInfo(
-            identifiers={(DOMAIN, f"{self.site_id}_{key}")},
-            name=name,
-            manufacturer=reading.make,
-            model=type_name,
-        )
-        info.update(via_device(parent))
-        group = NovacoreGroup(
-            key,
-            f"{self.site_id}_{key}",
-            info,
-            reading.der_type,
-            self.signs.factor(key, reading.der_type),
-        )
-        self.data[key] = group
+        self._routes[route_key(reading)] = group
         return group
 
     @callback
-    def _async_on_readings(self, readings: list[Reading]) -> None:
+    def _async_on_readings(self, readings: list[DerReading]) -> None:
         """Apply readings: drop older ones, write only the entities whose value changed."""
         routes = self._routes
         now = time.monotonic()
         for reading in readings:
-            group = routes.get((reading.der_id, reading.der_type, reading.make, reading.device_sn))
+            group = routes.get(route_key(reading))
             if group is None:
                 group = self._resolve(reading)
             timestamp = reading.timestamp
@@ -495,7 +333,7 @@ class NovacoreCoordinator(PushCoordinator):
                 self._write_group(group)
         self.async_announce_points()
 
-    def _observe_sign(self, group: NovacoreGroup, reading: Reading) -> None:
+    def _observe_sign(self, group: NovacoreGroup, reading: DerReading) -> None:
         """Let the DER's counters prove its wire's sign; apply a new decision at once.
 
         The DER's own type counts, not the reading's type word: a reading found by its DER id
@@ -634,14 +472,11 @@ class NovacoreCoordinator(PushCoordinator):
             "unknown_texts": dict(self.unknown_texts),
             "ders": {
                 der_id: {"name": der.name, "type": der.type, "device": device.name}
-                for der_id, (der, device) in self._ders_by_id.items()
+                for der_id, (der, device) in self.devices.directory.ders_by_id.items()
             },
         }
         data["device_list"] = {
-            "reads": self.device_list_reads,
-            "pending": self.device_list_pending,
-            "listed": len(self._listed),
-            "devices_removed": self.devices_removed,
+            **self.devices.diagnostics(),
             "site_not_found_answers": self._not_found,
         }
         data["signs"] = self.signs.diagnostics()

@@ -7,12 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 import logging
-import random
 from typing import cast
 
 import aiohttp
 from aiohttp_sse_client.client import READY_STATE_CONNECTING, EventSource, MessageEvent
 
+from ..common import BACKOFF_INITIAL, BACKOFF_MAX, ParseStats, backoff_delay
 from .client import NovacoreClient, raise_for_status
 from .errors import (
     NovacoreAuthError,
@@ -21,7 +21,7 @@ from .errors import (
     StreamEndedError,
     describe,
 )
-from .readings import ParseStats, Reading, parse_event
+from .readings import DerReading, parse_event
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -29,8 +29,6 @@ READ_TIMEOUT = 120.0
 """Seconds without a byte on the stream before the connection is taken as dead."""
 READ_BUFSIZE = 2**21
 """aiohttp read buffer for the stream: SSE lines up to twice this size are accepted."""
-BACKOFF_INITIAL = 1.0
-BACKOFF_MAX = 60.0
 _IGNORED_EVENT_NAMES = frozenset({"keepalive", "keep-alive", "ping", "heartbeat"})
 
 
@@ -124,14 +122,6 @@ class StreamStats:
     last_error: str | None = None
 
 
-def backoff_delay(
-    attempt: int, initial: float = BACKOFF_INITIAL, cap: float = BACKOFF_MAX
-) -> float:
-    """Capped exponential backoff with full jitter (attempt 0 is the first retry)."""
-    ceiling = min(cap, initial * (2 ** min(attempt, 30)))
-    return random.uniform(ceiling / 2, ceiling)
-
-
 class SiteStream:
     """Holds a site's SSE stream open: reconnects with backoff, resumes with Last-Event-ID."""
 
@@ -140,7 +130,7 @@ class SiteStream:
         client: NovacoreClient,
         site_id: str,
         *,
-        on_readings: Callable[[list[Reading]], None],
+        on_readings: Callable[[list[DerReading]], None],
         on_connected: Callable[[], None] | None = None,
         on_disconnected: Callable[[Exception], None] | None = None,
         read_timeout: float | None = None,

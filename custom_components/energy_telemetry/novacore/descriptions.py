@@ -38,7 +38,7 @@ from homeassistant.const import (
     UnitOfTime,
 )
 
-from .descriptions import (
+from ..descriptions import (
     EnergyTelemetryBinarySensorEntityDescription,
     EnergyTelemetrySensorEntityDescription as Description,
     PointDescription,

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import ssl
 from typing import Any, Final
 
 from homeassistant.components.sensor import SensorDeviceClass, SensorStateClass
 from homeassistant.const import EntityCategory, UnitOfEnergy, UnitOfPower, UnitOfVolume
-from homeassistant.core import HomeAssistant
-from homeassistant.util.ssl import client_context
 
-from .descriptions import EnergyTelemetrySensorEntityDescription
+from ..descriptions import EnergyTelemetrySensorEntityDescription
 
 ENERGY_TOTAL_REGISTER: Final = "2"
 """Register 2: accumulated energy consumption in kWh (payload version 1)."""
@@ -91,10 +88,3 @@ def register_description(
     return EnergyTelemetrySensorEntityDescription(
         state_class=SensorStateClass.MEASUREMENT, **common
     )
-
-
-async def async_tls_context(hass: HomeAssistant, tls: bool) -> ssl.SSLContext | None:
-    """Return Home Assistant's verifying client context (built off the event loop), or None."""
-    if not tls:
-        return None
-    return await hass.async_add_executor_job(client_context)
