@@ -12,7 +12,7 @@ from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
 from homeassistant.const import EVENT_STATE_CHANGED, EVENT_STATE_REPORTED, STATE_UNAVAILABLE
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, State, callback
 from homeassistant.data_entry_flow import FlowResultType
-from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers import device_registry as dr, entity_registry as er, issue_registry as ir
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.util import dt as dt_util
@@ -411,20 +411,30 @@ async def test_unknown_der_type(hass: HomeAssistant, novacore: Novacore) -> None
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
-async def test_fields_per_der_are_capped(hass: HomeAssistant, novacore: Novacore) -> None:
-    """A DER sending ever more fields cannot flood the entity registry."""
+async def test_fields_per_der_are_capped(
+    hass: HomeAssistant, novacore: Novacore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A DER sending ever more fields cannot flood the entity registry, nor the coordinator."""
     entry = await setup_fast(hass, novacore)
     coordinator = entry.runtime_data
     flood = {f"x{index}_W": index for index in range(MAX_FIELDS_PER_DER + 50)}
     await send(hass, novacore, entry, {"type": "gadget", "timestamp": TS, **flood})
     group = coordinator.data["gadget"]
     assert len(group.points) == MAX_FIELDS_PER_DER
-    assert sum(point is None for point in group.fields.values()) == 50
+    assert len(group.fields) == MAX_FIELDS_PER_DER  # nothing kept of the dropped fields
     registry = er.async_get(hass)
     assert len(er.async_entries_for_config_entry(registry, entry.entry_id)) == MAX_FIELDS_PER_DER
-    await send(hass, novacore, entry, {"type": "gadget", "timestamp": TS + 1, "new_W": 1})
+    await send(hass, novacore, entry, {"type": "gadget", "timestamp": TS + 1, "new_W": 1, "x0_W": 7})
     assert len(group.points) == MAX_FIELDS_PER_DER
+    assert group.points["x0_w"].value == 7.0  # what it had keeps working
+    assert coordinator.dropped_at_limit["fields_limit"] == 51
+    warnings = [r for r in caplog.records if "fields limit of 200 is reached" in r.getMessage()]
+    assert len(warnings) == 1
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, f"fields_limit_{entry.entry_id}")
+    assert issue is not None
+    assert issue.translation_placeholders == {"name": entry.title, "limit": "200", "item": "gadget"}
     assert await hass.config_entries.async_unload(entry.entry_id)
+    assert ir.async_get(hass).async_get_issue(DOMAIN, f"fields_limit_{entry.entry_id}") is None
 
 
 async def test_only_changed_entities_are_written(hass: HomeAssistant, novacore: Novacore) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +23,7 @@ from .const import (
     STREAM_GRACE_PERIOD,
     WATCHDOG_INTERVAL,
 )
+from .issues import async_raise_issue
 from .statistics import StatisticFeed, StatisticsImporter, async_statistic_feed
 from .totals import TotalGuard
 
@@ -117,6 +119,10 @@ class PushCoordinator(DataUpdateCoordinator[dict[str, Group]]):
         """Points created for a reading being applied: their entities wait for its values."""
         self.grace_period = STREAM_GRACE_PERIOD.total_seconds()
         self.statistics: StatisticsImporter | None = None
+        self.limits: dict[str, int] = {}
+        """What a peer can make this entry create, by issue kind (`issues.LIMIT_KINDS`)."""
+        self.dropped_at_limit: Counter[str] = Counter()
+        """What was dropped because a limit was reached, by issue kind."""
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -239,6 +245,28 @@ class PushCoordinator(DataUpdateCoordinator[dict[str, Group]]):
         for group in self.data.values():
             self._write_group(group)
 
+    @callback
+    def async_limit_reached(self, kind: str, item: str) -> None:
+        """Drop what a peer sent beyond a limit: counted; the first time, a warning and an issue.
+
+        `item` names what was dropped (a meter id, a DER). What the entry already has is not
+        touched; only the new meter, register, DER or field is dropped, each time it is sent.
+        """
+        dropped = self.dropped_at_limit
+        dropped[kind] += 1
+        if dropped[kind] > 1:
+            return
+        limit = self.limits[kind]
+        LOGGER.warning(
+            "%s: the %s of %d is reached (%.100s is dropped, and so is anything more); what"
+            " the entry has keeps working, see the repair issue",
+            self.name,
+            kind.replace("_", " "),
+            limit,
+            item,
+        )
+        async_raise_issue(self.hass, kind, self.config_entry, {"limit": str(limit), "item": item})
+
     def point_available(self, point: Point) -> bool:
         """Return True when a point's entity has a current value to show."""
         return self.connection_available and not point.group.stale and point.value is not None
@@ -338,6 +366,10 @@ class PushCoordinator(DataUpdateCoordinator[dict[str, Group]]):
                 }
                 for key, group in self.data.items()
             },
+        }
+        data["limits"] = {
+            kind: {"limit": limit, "dropped": self.dropped_at_limit[kind]}
+            for kind, limit in self.limits.items()
         }
         if self.statistics is not None and self.statistics.enabled:
             data["statistics"] = self.statistics.diagnostics()

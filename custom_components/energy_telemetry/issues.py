@@ -1,8 +1,9 @@
-"""Repair issues of an entry: a Novacore site that is gone, an Ainsite subscription refused.
+"""Repair issues of an entry: a site that is gone, a subscription refused, a limit reached.
 
-Each issue belongs to one config entry and disappears by itself once its source recovers (the
-site's stream opens again, the broker grants the subscription). Both can be fixed with new
-credentials (`repairs.py`).
+Each issue belongs to one config entry. A gone site and a refused subscription disappear by
+themselves once the source recovers, and can be fixed with new credentials (`repairs.py`). A
+limit reached (the peer sent more meters, registers, DERs or fields than an entry takes) says
+what was dropped; it goes with the entry's next unload.
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ from .const import DOMAIN
 
 SITE_NOT_FOUND: Final = "site_not_found"
 SUBSCRIPTION_REFUSED: Final = "subscription_refused"
-ISSUE_KINDS: Final = (SITE_NOT_FOUND, SUBSCRIPTION_REFUSED)
+FIXABLE_KINDS: Final = (SITE_NOT_FOUND, SUBSCRIPTION_REFUSED)
+"""Issues fixed with new credentials."""
+METERS_LIMIT: Final = "meters_limit"
+REGISTERS_LIMIT: Final = "registers_limit"
+DERS_LIMIT: Final = "ders_limit"
+FIELDS_LIMIT: Final = "fields_limit"
+LIMIT_KINDS: Final = (METERS_LIMIT, REGISTERS_LIMIT, DERS_LIMIT, FIELDS_LIMIT)
+ISSUE_KINDS: Final = (*FIXABLE_KINDS, *LIMIT_KINDS)
 
 
 def issue_id(kind: str, entry: ConfigEntry) -> str:
@@ -30,14 +38,15 @@ def issue_id(kind: str, entry: ConfigEntry) -> str:
 def async_raise_issue(
     hass: HomeAssistant, kind: str, entry: ConfigEntry, placeholders: dict[str, str]
 ) -> None:
-    """Create (or refresh) an issue of a config entry; it is fixable with new credentials."""
+    """Create (or refresh) an issue of a config entry (fixable with new credentials or not)."""
+    fixable = kind in FIXABLE_KINDS
     ir.async_create_issue(
         hass,
         DOMAIN,
         issue_id(kind, entry),
-        is_fixable=True,
+        is_fixable=fixable,
         is_persistent=False,
-        severity=ir.IssueSeverity.ERROR,
+        severity=ir.IssueSeverity.ERROR if fixable else ir.IssueSeverity.WARNING,
         translation_key=kind,
         translation_placeholders={"name": entry.title, **placeholders},
         data={"entry_id": entry.entry_id, "kind": kind},

@@ -11,7 +11,7 @@ from homeassistant.data_entry_flow import FlowResult
 
 from .ainsite import validation as ainsite_validation
 from .const import CONF_API_URL, CONF_CUSTOMER_ID, CONF_SITE_ID, CONF_SOURCE, LOGGER, SOURCE_AINSITE
-from .issues import ISSUE_KINDS
+from .issues import FIXABLE_KINDS
 from .novacore import validation as novacore_validation
 
 
@@ -65,6 +65,6 @@ async def async_create_fix_flow(
     """Return the fix flow of an issue of this integration."""
     entry = hass.config_entries.async_get_entry(str((data or {}).get("entry_id")))
     kind = str((data or {}).get("kind"))
-    if entry is None or kind not in ISSUE_KINDS:
+    if entry is None or kind not in FIXABLE_KINDS:
         raise ValueError(f"Unknown issue {issue_id}")
     return CredentialsRepairFlow(entry, kind)

@@ -24,14 +24,22 @@ from ..const import (
     LOGGER,
 )
 from ..coordinator import EnergyTelemetryConfigEntry, Group, PushCoordinator
-from ..issues import SUBSCRIPTION_REFUSED, async_clear_issue, async_raise_issue
+from ..issues import (
+    METERS_LIMIT,
+    REGISTERS_LIMIT,
+    SUBSCRIPTION_REFUSED,
+    async_clear_issue,
+    async_raise_issue,
+)
 from ..protocol.ainsite import AinsiteAuthError, AinsiteConnection, parse_payload, parse_topic
 from ..protocol.common import ParseStats
 from .descriptions import LAST_READING_DESCRIPTION, register_description
 from .validation import async_tls_context
 
-MAX_METERS = 10_000
-MAX_REGISTERS_PER_METER = 100
+MAX_METERS: Final = 5_000
+"""Meters one entry takes (a property manager's subscription has a thousand or so)."""
+MAX_REGISTERS_PER_METER: Final = 50
+"""Registers one meter takes (a meter reports a few: energy, power, volume ...)."""
 REFUSALS_FOR_ISSUE: Final = 3
 """Subscriptions refused in a row after which a repair issue says so."""
 REMOVABLE_AFTER: Final = 3600.0
@@ -67,6 +75,7 @@ class AinsiteCoordinator(PushCoordinator):
         self._subscription_devices: dict[str, dr.DeviceEntry] = {}
         self._subscription_of: dict[str, str] = {}
         """Meter id -> subscription id, for meters seen in this run."""
+        self.limits = {METERS_LIMIT: MAX_METERS, REGISTERS_LIMIT: MAX_REGISTERS_PER_METER}
         self.connection = AinsiteConnection(
             data[CONF_HOST],
             data[CONF_PORT],
@@ -245,12 +254,15 @@ class AinsiteCoordinator(PushCoordinator):
         group = self.data.get(meter)
         if group is None:
             if len(self.data) >= MAX_METERS:
+                self.async_limit_reached(METERS_LIMIT, meter)
                 return
             group = self._new_meter(meter, parts[1])
         register = reading.register_id
         point = group.points.get(register)
         if point is None:
-            if len(group.points) >= MAX_REGISTERS_PER_METER:
+            registers = len(group.points) - (LAST_READING_DESCRIPTION.key in group.points)
+            if registers >= MAX_REGISTERS_PER_METER:
+                self.async_limit_reached(REGISTERS_LIMIT, meter)
                 return
             # Its entity is added once the reading's value is set (async_announce_points).
             point = self.async_add_point(

@@ -25,7 +25,13 @@ from ..const import (
 )
 from ..coordinator import EnergyTelemetryConfigEntry, Group, Point, PushCoordinator
 from ..descriptions import UNKNOWN_STATE, PointDescription
-from ..issues import SITE_NOT_FOUND, async_clear_issue, async_raise_issue
+from ..issues import (
+    DERS_LIMIT,
+    FIELDS_LIMIT,
+    SITE_NOT_FOUND,
+    async_clear_issue,
+    async_raise_issue,
+)
 from ..protocol.novacore import (
     DerReading,
     InvalidKeyError,
@@ -44,8 +50,12 @@ from ..storage import EntryStore
 from .descriptions import SIGN_SWAPPED_FIELDS, novacore_description, wire_field
 from .devices import DeviceList
 
-MAX_FIELDS_PER_DER = 200
-"""Fields beyond this many per DER are ignored, so a misbehaving stream cannot flood the registry."""
+MAX_DERS: Final = 250
+"""DERs one site takes, listed or seen in readings (a home has a handful, a large site dozens)."""
+MAX_FIELDS_PER_DER: Final = 200
+"""Fields one DER takes (Sourceful documents about 40 for the richest type)."""
+MAX_ROUTES: Final = 4 * MAX_DERS
+"""Remembered ways readings name their DERs (a cache: emptied when full)."""
 NOT_FOUND_FOR_ISSUE: Final = 2
 """Consecutive 404 answers of the stream after which the site is reported as gone."""
 SIGNS_SECTION: Final = "signs"
@@ -130,6 +140,7 @@ class NovacoreCoordinator(PushCoordinator):
         self.unknown_texts: Counter[str] = Counter()
         """Text values not understood (e.g. an unknown charger status), by `type.field`."""
         self._not_found = 0
+        self.limits = {DERS_LIMIT: MAX_DERS, FIELDS_LIMIT: MAX_FIELDS_PER_DER}
         self.stream = SiteStream(
             client,
             site_id,
@@ -257,8 +268,11 @@ class NovacoreCoordinator(PushCoordinator):
 
     # --- readings -----------------------------------------------------------------------------
 
-    def _resolve(self, reading: DerReading) -> NovacoreGroup:
-        """Find (or create) the group of a reading's DER (protocol/novacore/routing.py)."""
+    def _resolve(self, reading: DerReading) -> NovacoreGroup | None:
+        """Find (or create) the group of a reading's DER (protocol/novacore/routing.py).
+
+        None: the DER is new and the site has reached its limit of DERs (the reading is dropped).
+        """
         route = self.devices.directory.route(reading)
         if route.replaces is not None and route.replaces in self.data:
             # The DER joined the list: it replaces the group its readings had before.
@@ -267,6 +281,9 @@ class NovacoreCoordinator(PushCoordinator):
             )
         group = self.data.get(route.key)
         if group is None:
+            if len(self.data) >= MAX_DERS:
+                self.async_limit_reached(DERS_LIMIT, route.key)
+                return None
             if route.der is None:
                 # A DER the list does not know yet: read the list again (at most once a minute).
                 self.devices.async_request(f"unknown DER {route.key}")
@@ -286,6 +303,8 @@ class NovacoreCoordinator(PushCoordinator):
             )
             self.data[route.key] = group
         assert isinstance(group, NovacoreGroup)
+        if len(self._routes) >= MAX_ROUTES:
+            self._routes.clear()
         self._routes[route_key(reading)] = group
         return group
 
@@ -296,8 +315,8 @@ class NovacoreCoordinator(PushCoordinator):
         now = time.monotonic()
         for reading in readings:
             group = routes.get(route_key(reading))
-            if group is None:
-                group = self._resolve(reading)
+            if group is None and (group := self._resolve(reading)) is None:
+                continue
             timestamp = reading.timestamp
             if timestamp is not None:
                 last = group.last_timestamp
@@ -395,10 +414,7 @@ class NovacoreCoordinator(PushCoordinator):
         """Bind a wire field of a group to its point (created if new) under the group's sign."""
         fields = group.text_fields if text else group.fields
         if len(group.fields) + len(group.text_fields) >= MAX_FIELDS_PER_DER:
-            fields[field] = None
-            LOGGER.debug(
-                "%s: ignoring field %s of %s (too many fields)", self.name, field, group.key
-            )
+            self.async_limit_reached(FIELDS_LIMIT, group.key)
             return None
         description = novacore_description(
             group.der_type, wire_field(group.der_type, field, group.sign)

@@ -18,6 +18,7 @@ from homeassistant.helpers.event import async_track_time_interval
 
 from ..compat import entry_device, via_device
 from ..const import DOMAIN, LOGGER
+from ..issues import DERS_LIMIT
 from ..protocol.novacore import Device, NovacoreError, describe
 from ..protocol.novacore.routing import DerDirectory
 
@@ -124,6 +125,7 @@ class DeviceList:
         )
         if devices is None:
             return
+        devices = self._within_limit(devices)
         listed = self.directory.load(devices)
         self._device_entries.clear()
         for device in devices:
@@ -151,6 +153,20 @@ class DeviceList:
         if listed != self.listed:
             self.listed = listed
             coordinator.store.async_schedule_save()
+
+    def _within_limit(self, devices: list[Device]) -> list[Device]:
+        """Return the devices up to the site's limit of DERs (devices and DERs count alike)."""
+        coordinator = self._coordinator
+        limit = coordinator.limits[DERS_LIMIT]
+        kept: list[Device] = []
+        count = 0
+        for device in devices:
+            count += 1 + len(device.ders)
+            if count > limit:
+                coordinator.async_limit_reached(DERS_LIMIT, device.id)
+                break
+            kept.append(device)
+        return kept
 
     def parent(self, device: Device | None) -> dr.DeviceEntry:
         """Return the registry entry a DER's device hangs under: its physical device, or the site."""
