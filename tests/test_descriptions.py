@@ -25,6 +25,7 @@ from custom_components.energy_telemetry.novacore.descriptions import (
     novacore_description,
     wire_field,
 )
+from custom_components.energy_telemetry.novacore.home import HOME_ENERGY, HOME_POWER
 from custom_components.energy_telemetry.protocol.novacore.readings import TEXT_FIELDS
 
 ROOT = Path(descriptions_novacore.__file__).parent.parent
@@ -41,6 +42,7 @@ def _all_descriptions() -> list[PointDescription]:
         found.extend(novacore_description(der_type, field) for field in numbered)
     found.append(novacore_description("gadget", "x_W"))
     found.append(LAST_READING_DESCRIPTION)
+    found.extend((HOME_POWER, HOME_ENERGY))
     found.extend(
         register_description(r, {"kind": kind}) for r in ("2", "9") for kind in REGISTER_KINDS
     )

@@ -23,11 +23,13 @@ class TotalGuard:
     readings replayed after a restart are judged against what was already shown.
     """
 
-    __slots__ = ("_candidate", "_pending", "rejected", "resets", "timestamp", "value")
+    __slots__ = ("_candidate", "_pending", "rejected", "resets", "restored", "timestamp", "value")
 
     def __init__(self) -> None:
         """Start unseeded."""
         self.value: float | None = None
+        self.restored: float | None = None
+        """The value restored from the last run (None: none was)."""
         self.timestamp: float | None = None
         self.resets = 0
         self.rejected = 0
@@ -49,7 +51,7 @@ class TotalGuard:
         pending = self._pending or []
         self._pending = None
         if value is not None:
-            self.value = value
+            self.value = self.restored = value
             self.timestamp = timestamp
         changed = False
         for item in pending:
@@ -94,3 +96,43 @@ class TotalGuard:
         self._candidate = (value, timestamp)
         self.rejected += 1
         return False
+
+
+class NetGrowth:
+    """The net growth of energy counters that count with a sign, handed out only when positive.
+
+    Each counter adds its growth times its sign (+1: energy into what is measured, -1: out of
+    it); a confirmed reset (the counter starting again from zero) adds its new value. A negative
+    balance (counters that report at different moments) is kept and paid back by later growth,
+    so a total built from `take` never goes down and, over time, loses nothing.
+    """
+
+    __slots__ = ("_last", "balance")
+
+    def __init__(self) -> None:
+        """Start with no counter known."""
+        self._last: dict[str, float] = {}
+        self.balance = 0.0
+        """Growth not handed out yet; negative while some counters have not caught up."""
+
+    def known(self, key: str) -> bool:
+        """Return True once a counter has a starting value."""
+        return key in self._last
+
+    def add(self, key: str, sign: float, value: float) -> None:
+        """Take a counter's value; the first value of a counter is its starting point."""
+        last = self._last.get(key)
+        self._last[key] = value
+        if last is not None and value != last:
+            self.balance += sign * (value - last if value > last else value)
+
+    def forget(self, key: str) -> None:
+        """Forget a counter (its DER left)."""
+        self._last.pop(key, None)
+
+    def take(self) -> float:
+        """Return the growth to add to the total now (0.0 while the balance is not positive)."""
+        if self.balance <= 0.0:
+            return 0.0
+        growth, self.balance = self.balance, 0.0
+        return growth

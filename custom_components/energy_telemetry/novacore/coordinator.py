@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime
 import time
 from typing import Any, Final
 
@@ -49,6 +50,7 @@ from ..protocol.novacore.signs import SignEngine
 from ..storage import EntryStore
 from .descriptions import SIGN_SWAPPED_FIELDS, novacore_description, wire_field
 from .devices import DeviceList
+from .home import COUNTERS as HOME_COUNTERS, HomeConsumption
 
 MAX_DERS: Final = 250
 """DERs one site takes, listed or seen in readings (a home has a handful, a large site dozens)."""
@@ -132,6 +134,7 @@ class NovacoreCoordinator(PushCoordinator):
         self.site_id = site_id
         self.store = EntryStore(hass, entry)
         self.devices = DeviceList(self)
+        self.home = HomeConsumption(self)
         self._routes: dict[RouteKey, NovacoreGroup] = {}
         """The route key of a reading -> its DER's group."""
         self.signs = SignEngine(overrides=entry.options.get(CONF_SIGNS) or {})
@@ -181,13 +184,15 @@ class NovacoreCoordinator(PushCoordinator):
     # --- groups -------------------------------------------------------------------------------
 
     @callback
-    def async_reroute(self) -> None:
-        """Route every reading afresh (the device list changed)."""
+    def async_device_list_changed(self) -> None:
+        """Route every reading afresh and count the listed DERs in the house's consumption."""
         self._routes.clear()
+        self.home.async_ders_changed()
 
     @callback
     def async_forget_group(self, key: str) -> None:
         """Forget a DER or physical device: its readings' routes and its sign evidence."""
+        self.home.async_forget(key)
         group = self.data.pop(key, None)
         if group is not None:
             self._routes = {route: g for route, g in self._routes.items() if g is not group}
@@ -279,29 +284,31 @@ class NovacoreCoordinator(PushCoordinator):
             self.devices.remove(
                 route.replaces, f"it is listed as {der_name(reading, route.der)} now"
             )
-        group = self.data.get(route.key)
+        key = route.key
+        group = self.data.get(key)
         if group is None:
-            if len(self.data) >= MAX_DERS:
-                self.async_limit_reached(DERS_LIMIT, route.key)
+            if len(self.data) - (self.home.group is not None) >= MAX_DERS:
+                self.async_limit_reached(DERS_LIMIT, key)
                 return None
             if route.der is None:
                 # A DER the list does not know yet: read the list again (at most once a minute).
-                self.devices.async_request(f"unknown DER {route.key}")
+                self.devices.async_request(f"unknown DER {key}")
             info = DeviceInfo(
-                identifiers={(DOMAIN, f"{self.site_id}_{route.key}")},
+                identifiers={(DOMAIN, f"{self.site_id}_{key}")},
                 name=der_name(reading, route.der),
                 manufacturer=reading.make,
                 model=type_name(reading.der_type),
             )
             info.update(via_device(self.devices.parent(route.device)))
             group = NovacoreGroup(
-                route.key,
-                f"{self.site_id}_{route.key}",
+                key,
+                f"{self.site_id}_{key}",
                 info,
                 reading.der_type,
-                self.signs.factor(route.key, reading.der_type),
+                self.signs.factor(key, reading.der_type),
             )
-            self.data[route.key] = group
+            self.data[key] = group
+            self.home.async_ders_changed()
         assert isinstance(group, NovacoreGroup)
         if len(self._routes) >= MAX_ROUTES:
             self._routes.clear()
@@ -313,6 +320,8 @@ class NovacoreCoordinator(PushCoordinator):
         """Apply readings: drop older ones, write only the entities whose value changed."""
         routes = self._routes
         now = time.monotonic()
+        home_at: float | None = None
+        home = False
         for reading in readings:
             group = routes.get(route_key(reading))
             if group is None and (group := self._resolve(reading)) is None:
@@ -350,7 +359,13 @@ class NovacoreCoordinator(PushCoordinator):
                 self._apply_texts(group, reading.texts, timestamp, write)
             if came_back:
                 self._write_group(group)
+            if group.der_type in HOME_COUNTERS:
+                home = True
+                if timestamp is not None and (home_at is None or timestamp > home_at):
+                    home_at = timestamp
         self.async_announce_points()
+        if home:
+            self.home.async_update(home_at)
 
     def _observe_sign(self, group: NovacoreGroup, reading: DerReading) -> None:
         """Let the DER's counters prove its wire's sign; apply a new decision at once.
@@ -467,6 +482,13 @@ class NovacoreCoordinator(PushCoordinator):
             if point.entity is not None:
                 point.entity.async_write_ha_state()
         self.async_announce_points()
+        self.home.async_update(None)
+
+    @callback
+    def _async_watchdog(self, now: datetime) -> None:
+        """Mark DERs that stopped reporting stale; the house's power goes with them."""
+        super()._async_watchdog(now)
+        self.home.async_update(None)
 
     def diagnostics(self) -> dict[str, Any]:
         """Add the stream's counters (never the token) to the common diagnostics."""
@@ -496,6 +518,7 @@ class NovacoreCoordinator(PushCoordinator):
             "site_not_found_answers": self._not_found,
         }
         data["signs"] = self.signs.diagnostics()
+        data["home"] = self.home.diagnostics()
         for key, group in self.data.items():
             if isinstance(group, NovacoreGroup):
                 data["groups"][key]["der_type"] = group.der_type

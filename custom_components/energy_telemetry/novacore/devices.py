@@ -140,7 +140,7 @@ class DeviceList:
                 config_entry_id=entry_id, **info
             )
         # Readings find their DER again with the new list: a DER that joined gets its real name.
-        coordinator.async_reroute()
+        coordinator.async_device_list_changed()
         for key, group in list(coordinator.data.items()):
             if key in self.directory.ders_by_id:
                 self._link(registry, group)  # type: ignore[arg-type]
