@@ -101,7 +101,10 @@ def _manifests() -> list[Path]:
 def test_strings_json_equals_english_translation() -> None:
     """Custom integrations load translations/en.json; strings.json is its source."""
     assert _load(INTEGRATION / "translations" / "en.json") == _strings()
-    assert sorted(p.name for p in (INTEGRATION / "translations").iterdir()) == ["en.json"]
+    assert sorted(p.name for p in (INTEGRATION / "translations").iterdir()) == [
+        "en.json",
+        "sv.json",
+    ]
 
 
 @pytest.mark.parametrize("name", ["strings.json", "translations/en.json"])
