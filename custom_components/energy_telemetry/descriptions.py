@@ -1,8 +1,8 @@
 """Entity descriptions: what a value becomes in Home Assistant (shared by both sources).
 
-The Novacore field tables are in `descriptions_novacore.py`, the Ainsite registers in
-`registers.py`; this module holds the description classes and the generic description of a
-field no table knows.
+The Novacore field tables are in `novacore/descriptions.py`, the Ainsite registers in
+`ainsite/descriptions.py`; this module holds the description classes and the generic description
+of a field no table knows.
 """
 
 from __future__ import annotations

@@ -1,36 +1,11 @@
 """Energy in the hour it was measured: hourly rows of a long-term statistic from timestamped readings.
 
-Home Assistant files a total's growth under the hour in which its state changed. Readings that
-arrive late or in bursts then land in the wrong hour. This module computes, per energy total (a
-*series*), the rows Home Assistant's long-term statistics want, from the readings' own
-timestamps:
-
-- `start`: the start of a UTC hour;
-- `sum`: the energy counted from zero at the series' first reading, up to the end of that hour;
-- `state`: the meter reading at the end of that hour.
-
-Rules:
-
-- The energy between two readings belongs to the time between their timestamps; when that spans
-  several hours it is split across them in proportion to time (the meter says nothing finer).
-  A reading exactly at the start of an hour closes the previous hour.
-- An hour is imported once it is *closed*: a reading at or after its end exists. Until then more
-  of its energy may still come.
-- A late or out-of-order reading fixes the hours it touches; `add` reports the earliest affected
-  hour, and `take_rows` returns the rows from there onwards. A reading older than all others
-  extends the series backwards and moves every later `sum`. A duplicate changes nothing.
-- In-order readings of a meter are judged by the sensors' own total guard (`TotalGuard` in
-  `totals.py`, handed in): a confirmed meter reset starts a new segment (the time between the
-  last reading before the reset and the first after it contributes nothing, never negative
-  energy); a drop it does not confirm is a glitch and contributes nothing. An out-of-order reading
-  must fit between its neighbours.
-- Interval values (energy measured between a start and an end timestamp) go into the hours the
-  interval covers, in proportion to time; `sum` and `state` count from the first interval.
-- Memory is bounded: a window of recent readings (`WINDOW`, at most `MAX_POINTS`) is kept; hours
-  before it are frozen. A reading that would change a frozen hour is dropped (debug line, counter).
-- Restarts: `seed` continues a series from the last row Home Assistant holds (the end of that
-  hour becomes the first point), so nothing is counted twice. Readings given before `seed` are
-  held and applied after it. Readings older than the seeded point are dropped as above.
+Per energy total (a *series*) it computes the rows Home Assistant's long-term statistics want
+(`start` of a UTC hour, `sum` from the series' first reading, `state` at the end of the hour) from
+the readings' own timestamps: the energy between two readings is split across the hours between
+them in proportion to time, and an hour is imported only once a reading at or after its end
+exists. The rules in full (late readings, resets, intervals, memory, restarts) are in
+docs/statistics.md.
 
 Timestamps are UTC epoch seconds. This module does not depend on Home Assistant.
 """

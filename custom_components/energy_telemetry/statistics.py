@@ -1,13 +1,9 @@
 """Hourly long-term statistics at the source's timestamps: one importer per config entry.
 
-Every energy total the integration shows (a sensor with device class energy and state class
-`total_increasing`, or `total` for energy per interval) also feeds an external statistic
-`energy_telemetry:<slugified sensor unique id>`. Its readings go into `energy_hours` series as
-they arrive (also late, duplicate and out-of-order ones, which the sensors drop); closed hours are
-imported in a debounced flush (`FLUSH_DELAY`) with `async_add_external_statistics`, never one
-import per reading. Before the first import of a series, its last row is read back from the
-recorder, so the series continues from it after a restart. Without the recorder there are no
-statistics and the sensors work as before.
+Every energy total the integration shows also feeds an external statistic
+`energy_telemetry:<slugified sensor unique id>`, whose rows `energy_hours` computes; closed hours
+are imported in batches, never one import per reading. Without the recorder there are no
+statistics and the sensors work as before. How it works: docs/statistics.md.
 """
 
 from __future__ import annotations

@@ -1,20 +1,9 @@
 """What each field of a Novacore reading becomes in Home Assistant, by DER type.
 
-Signs. Home Assistant's convention for every `power` sensor: PV positive while producing, battery
-positive while discharging, meter positive while importing, EV charger positive while charging the
-vehicle (negative: vehicle-to-grid), inverter positive for AC output. Currents, per-phase values,
-MPPT and DC power and current follow their DER's power. Sourceful's documented wire
-(docs.sourceful.energy data models, srcfl/srcful-data-models `src/types/*.ts`): PV `W` negative
-while producing, battery `W` positive while charging, meter `W` positive while importing, V2X
-charger `W` positive while charging the vehicle. For the inverter the data models give no sign
-(`inverter.ts` says "AC active power"; `device_metadata.md` marks it n/a) but state the rule
-"negative = export/generation direction, positive = import/charge direction" for every DER, so
-the inverter's AC output is taken as negative on the wire.
-
-A description marked `signed` follows its DER's power: its `value_fn` applies the documented
-conversion, and the coordinator first multiplies the wire number by the DER's wire factor
-(+1 as documented, -1 inverted). Under -1 the battery's and EV charger's `upper_limit_W` and
-`lower_limit_W` also trade places (`wire_field`).
+A description marked `signed` follows its DER's power in Home Assistant's convention: its
+`value_fn` converts Sourceful's documented wire sign, after the coordinator has multiplied the
+wire number by the DER's wire factor (under -1 the charge and discharge limits also trade places,
+`wire_field`). Signs in depth: docs/signs.md.
 """
 
 from __future__ import annotations

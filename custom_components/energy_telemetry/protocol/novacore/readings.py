@@ -1,23 +1,9 @@
 """Readings: the data of one SSE event parsed into telemetry values of DERs.
 
-Every wire variant Sourceful's own sources show is accepted and gives the same `DerReading`:
-
-- flat objects (the API docs' examples) and the data-models' complete shape
-  `{"type", "device_sn", "spec": {...static...}, "state": {...telemetry...}}`, optionally inside
-  an envelope key (`data`, `telemetry`, `reading`, `payload`) or in a list;
-- every type word for one kind of DER (`solar` is `pv`; `v2x_charger`, `ev_port`, `charger`
-  are `ev_charger`);
-- `timestamp` in epoch milliseconds (or seconds) or an RFC 3339 string with a zone
-  (`read_time_ms` is a duration: it stays a value and is never taken as the time); a reading
-  timestamped more than a day ahead of the clock is rejected: taken as is, it would make every
-  later reading of its DER look older and be dropped;
-- PV `mppts: [{V, A, W}]` as the flat `mppt{n}_V`, `mppt{n}_A`, `mppt{n}_W` fields;
-- EV charger limits as arrays (`upper_limit_W: [min, 0, max]`, `lower_limit_W: [-max, 0, -min]`)
-  as their element of largest magnitude, the same number the battery's scalar limits carry.
-
-The documented text fields (EV charger `status`, `protocol`, `control_mode`, `plug_connected`)
-are kept as text or booleans. Every other field that is not a usable number is ignored and counted
-by name (`ParseStats.ignored`), with a debug line the first time a name is seen.
+Every wire variant Sourceful's own sources show (flat or `{type, device_sn, spec, state}`, in an
+envelope or a list, any type word of a kind, timestamps in ms, seconds or RFC 3339, `mppts` and
+limit arrays) gives the same `DerReading`; docs/how-it-works.md lists them. A field that is not a
+usable number, nor a documented text field, is ignored and counted by name, never an error.
 """
 
 from __future__ import annotations

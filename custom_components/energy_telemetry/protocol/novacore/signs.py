@@ -1,55 +1,10 @@
 """Power sign by evidence: each DER proves which sign convention its wire uses.
 
-Sourceful documents the sign of each DER's power `W`: PV is negative while producing, a battery
-positive while charging, a meter positive while importing, an EV charger positive while charging
-the vehicle. Sourceful's own code disagrees for some of them (its "legacy wire" sends battery and
-meter power the other way round), so neither side is trusted blindly. A DER's energy counters are
-always positive and named by direction, so they show which way the energy really went:
-
-- battery: `total_charge_Wh` (charging) and `total_discharge_Wh`;
-- meter: `total_import_Wh` (importing) and `total_export_Wh`;
-- PV: `total_generation_Wh` (producing);
-- EV charger: `total_charge_Wh` and `session_charge_Wh` (charging the vehicle), `total_discharge_Wh`
-  and `session_discharge_Wh` (vehicle to grid). Session counters restart with every session.
-
-**One observation.** When a counter steps up, the engine looks at the whole time over which that
-step can have built up: from the reading before the counter's previous step (and 30 seconds more,
-for counters that trail the power) up to now. If over all that time every reading had a power
-clearly away from zero and of one sign, no counter of the other direction moved, no total went
-backwards, readings came in order with no gap over 3 minutes, and the power accounts for at least
-half of the step, then that step is energy that flowed while the power showed that sign. If that
-sign is the documented one for that direction, the observation says "documented", otherwise
-"inverted". Comparing only the two readings around a step is not enough: counters are often coarse
-(0.1 kWh) and can lag the power, so a step may hold energy from before the last sign change.
-At most one observation per DER is taken per minute, so one odd moment gives one observation.
-
-**No evidence** comes from: power within the deadband (50 W, or 2 % of the largest power the DER
-has shown, at most 250 W: standby draw, sensor offsets and noise sit there), missing or
-implausible (over 1 MW) power, no counter movement, both directions moving, a counter going
-backwards (a reset or a glitch; an EV session counter restarting is expected and only forgets
-that counter's previous step), readings without a timestamp, duplicates and readings older than
-the last one (ignored entirely; a reading more than 10 minutes older means the clock jumped, and
-the DER's evidence starts afresh from it), and gaps over 3 minutes.
-
-**Deciding.** Until a decision, the documented convention applies ("assumed"). The engine keeps the
-last 12 observations. Three in a row that agree, with at least three quarters of the kept ones
-agreeing, decide the convention for that DER; the caller logs that once at info.
-
-**Changing its mind.** A decision is overturned only when at least 10 of the last 12 observations
-contradict it, the last three included (for example after a firmware update). That is logged once
-as a warning. A single glitch, or a few, never flip a decision.
-
-**User setting.** Per DER type the user can choose "automatic" (the default), "as documented" or
-"inverted". A fixed choice is applied as is; observations are still counted, so diagnostics show
-when the counters contradict the choice.
-
-**Without counters** (an inverter, or a DER that sends no counters) nothing can be proven: the
-documented convention applies, shown as "no evidence available" (or "assumed" while a counter may
-still show up).
-
-**Storage.** The decision, the observation counts and the recent observations survive a restart
-(`as_dict` / `load`); the in-flight state (last counter values, the current run of readings) does
-not, so evidence starts afresh after a restart.
+A DER's energy counters are named by direction, so they show which way its energy really flowed;
+the engine compares them with the power's sign and, once the evidence is clear, decides the DER's
+wire factor (+1 as Sourceful documents it, -1 inverted). Until then, and for a DER without
+counters, the documented convention applies; a user's fixed choice wins over the evidence. The
+rules (observations, deadband, deciding, overturning, storage) are in docs/signs.md.
 
 This module does not depend on Home Assistant.
 """
