@@ -242,7 +242,11 @@ async def test_new_meter_mid_stream_and_register_mapping(
     assert hass.states.get("sensor.meter_mtr_9_last_reading") is not None
 
     result = await hass.config_entries.options.async_init(entry.entry_id)
-    assert result["step_id"] == "init"
+    assert result["type"] is FlowResultType.MENU
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"next_step_id": "registers"}
+    )
+    assert result["step_id"] == "registers"
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {"register": "12"}
     )
@@ -272,6 +276,9 @@ async def test_options_without_registers_abort(hass: HomeAssistant, mosquitto: A
     """Before any reading, there is nothing to map."""
     entry = await setup_ainsite(hass, mosquitto)
     result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"next_step_id": "registers"}
+    )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "no_registers"
     assert await hass.config_entries.async_unload(entry.entry_id)

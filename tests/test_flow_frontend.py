@@ -110,7 +110,12 @@ async def test_ainsite_flow_and_options_over_http(
 
     options_url = "/api/config/config_entries/options/flow"
     result = await _post(client, options_url, {"handler": entry.entry_id})
-    assert result["step_id"] == "init"
+    assert result["type"] == "menu"
+    assert result["menu_options"] == ["registers", "energy_dashboard"]
+    result = await _post(
+        client, f"{options_url}/{result['flow_id']}", {"next_step_id": "registers"}
+    )
+    assert result["step_id"] == "registers"
     select = _fields(result)["register"]["selector"]["select"]
     assert select["options"] == ["12"]
     result = await _post(client, f"{options_url}/{result['flow_id']}", {"register": "12"})

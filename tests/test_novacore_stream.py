@@ -423,8 +423,15 @@ async def test_fields_per_der_are_capped(
     assert len(group.points) == MAX_FIELDS_PER_DER
     assert len(group.fields) == MAX_FIELDS_PER_DER  # nothing kept of the dropped fields
     registry = er.async_get(hass)
-    assert len(er.async_entries_for_config_entry(registry, entry.entry_id)) == MAX_FIELDS_PER_DER
-    await send(hass, novacore, entry, {"type": "gadget", "timestamp": TS + 1, "new_W": 1, "x0_W": 7})
+    gadget = [
+        entity
+        for entity in er.async_entries_for_config_entry(registry, entry.entry_id)
+        if entity.unique_id.startswith(f"{SITE_ID}_gadget_")
+    ]
+    assert len(gadget) == MAX_FIELDS_PER_DER
+    await send(
+        hass, novacore, entry, {"type": "gadget", "timestamp": TS + 1, "new_W": 1, "x0_W": 7}
+    )
     assert len(group.points) == MAX_FIELDS_PER_DER
     assert group.points["x0_w"].value == 7.0  # what it had keeps working
     assert coordinator.dropped_at_limit["fields_limit"] == 51
@@ -720,7 +727,7 @@ async def test_stream_cut_mid_event(hass: HomeAssistant, novacore: Novacore) -> 
     assert stats.events == 3
     assert not stats.parse.rejected
     assert coordinator.stream.last_event_id == "3"
-    assert set(coordinator.data) == {"der-pv"}
+    assert set(coordinator.data) == {"der-pv", ""}  # and the site's consumption
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
@@ -821,7 +828,7 @@ async def test_malformed_events(hass: HomeAssistant, novacore: Novacore) -> None
     assert server.stream_connects == 1
     assert _float(hass, "sensor.grid_meter_power") == 777
     assert _float(hass, "sensor.grid_meter_frequency") == 49.5
-    assert set(entry.runtime_data.data) == {"der-meter"}
+    assert set(entry.runtime_data.data) == {"der-meter", ""}  # and the site's consumption
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 

@@ -82,10 +82,14 @@ class Site:
         for entity in er.async_entries_for_config_entry(registry, self.entry.entry_id):
             der_id, _, key = entity.unique_id.removeprefix(f"{self.site_id}_").partition("_")
             state = hass.states.get(entity.entity_id)
-            found[(types[der_id], entity.domain, key)] = {
+            attributes = None if state is None else dict(state.attributes)
+            if der_id not in types and attributes is not None:
+                # The site's own sensors (the house's consumption) carry the site's name.
+                attributes.pop("friendly_name")
+            found[(types.get(der_id, der_id), entity.domain, key)] = {
                 "enabled": entity.disabled_by is None,
                 "state": None if state is None else state.state,
-                "attributes": None if state is None else dict(state.attributes),
+                "attributes": attributes,
             }
         return found
 
@@ -142,6 +146,8 @@ async def test_both_wires_give_identical_states(hass: HomeAssistant, sites: list
     # The scenario exercises what it claims to.
     shown = {key: value["state"] for key, value in one.items()}
     assert shown[("v2x_charger", "binary_sensor", "plug_connected")] in ("on", "off")
+    assert float(shown[("home", "sensor", "power")]) > 0  # the house's consumption, both wires
+    assert float(shown[("home", "sensor", "energy")]) > 0
     if documented.model.sim_time.hour < 15:
         assert float(shown[("pv", "sensor", "power")]) > 1000
     else:

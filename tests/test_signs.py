@@ -74,6 +74,11 @@ async def test_options_fix_the_sign_per_type(hass: HomeAssistant, novacore: Nova
     assert number(hass, "der-meter", "power") == 1000
 
     result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert result["type"] is FlowResultType.MENU
+    assert result["menu_options"] == ["signs", "energy_dashboard"]
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"next_step_id": "signs"}
+    )
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "signs"
     result = await hass.config_entries.options.async_configure(

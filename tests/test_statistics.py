@@ -338,8 +338,9 @@ async def test_novacore_energy_totals(hass: HomeAssistant, novacore: Novacore) -
             }
         )
     importer = importer_of(entry)
-    await wait_for(lambda: len(importer.feeds) == 1)
-    feed = next(iter(importer.feeds.values()))
+    statistic = f"energy_telemetry:{SITE_ID.replace('-', '_')}_der_meter_energy_imported"
+    await wait_for(lambda: statistic in importer.feeds)
+    feed = importer.feeds[statistic]
     await wait_for(lambda: feed.series.seeded and len(feed.series) == 9)
     await flush(hass, entry)
     statistic = f"energy_telemetry:{SITE_ID.replace('-', '_')}_der_meter_energy_imported"
@@ -395,9 +396,12 @@ async def test_disabled_sensors_get_no_statistic(hass: HomeAssistant, novacore: 
     await novacore.push(
         {"type": "meter", "total_import_Wh": 1.0, "total_other_Wh": 5.0, "timestamp": 1e12}
     )
-    await wait_for(lambda: entry.runtime_data.statistics and entry.runtime_data.statistics.feeds)
+    await wait_for(lambda: "der-meter" in entry.runtime_data.data)
     importer = importer_of(entry)
-    assert [feed.point.description.key for feed in importer.feeds.values()] == ["energy_imported"]
+    assert sorted(feed.point.description.key for feed in importer.feeds.values()) == [
+        "energy_imported",
+        "home_energy",  # the site's consumption
+    ]
     registry = er.async_get(hass)
     entity_id = registry.async_get_entity_id(
         "sensor", "energy_telemetry", f"{SITE_ID}_der-meter_energy_imported"
@@ -410,7 +414,7 @@ async def test_disabled_sensors_get_no_statistic(hass: HomeAssistant, novacore: 
     await novacore.push({"type": "meter", "total_import_Wh": 2.0, "timestamp": 1.5e12})
     await wait_for(lambda: "der-meter" in entry.runtime_data.data)
     importer = importer_of(entry)
-    assert not importer.feeds
+    assert [feed.point.description.key for feed in importer.feeds.values()] == ["home_energy"]
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 

@@ -5,6 +5,7 @@ Each difference is detected from the running release's own API, never from its v
 
 from __future__ import annotations
 
+from functools import cache
 import inspect
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -16,6 +17,9 @@ from homeassistant.helpers.device_registry import DeviceInfo
 __all__ = [
     "OPTIONS_FLOW_RELOADS",
     "ReloadingOptionsFlow",
+    "energy_keys",
+    "energy_power",
+    "energy_unified_grid",
     "entry_device",
     "issue_of_entry",
     "via_device",
@@ -72,3 +76,50 @@ def issue_of_entry(entry: ConfigEntry) -> dict[str, Any]:
     Home Assistant 2025.11 ties an issue to its entry (and removes it with the entry).
     """
     return {"config_entry_id": entry.entry_id} if _ISSUE_TAKES_ENTRY else {}
+
+
+def _schema_keys(schema: Any) -> frozenset[str]:
+    """Return the keys a voluptuous or probatio schema (possibly inside an All) accepts."""
+    inner = getattr(schema, "schema", None)
+    if isinstance(inner, dict):
+        return frozenset(str(key) for key in inner)
+    keys: frozenset[str] = frozenset()
+    for validator in getattr(schema, "validators", ()):
+        keys |= _schema_keys(validator)
+    return keys
+
+
+@cache
+def energy_keys(schema: str) -> frozenset[str]:
+    """Return the keys the running release's energy preferences accept in one part.
+
+    `schema`: a schema of `homeassistant.components.energy.data`, such as
+    "BATTERY_SOURCE_SCHEMA". Home Assistant added power sensors (`stat_rate`, 2025.12), power
+    options (`power_config`, 2026.2), a battery's state of charge (`stat_soc`), capacity and a
+    `name` per source (2026.6) over the releases this integration supports.
+    """
+    from homeassistant.components.energy import data  # noqa: PLC0415
+
+    return _schema_keys(getattr(data, schema, None))
+
+
+@cache
+def energy_unified_grid() -> bool:
+    """Return True where each grid connection is a source of its own (Home Assistant 2026.3).
+
+    Before, one grid source holds lists (`flow_from`, `flow_to`, `power`).
+    """
+    return "flow_from" not in energy_keys("GRID_SOURCE_SCHEMA")
+
+
+def energy_power(schema: str, entity_id: str) -> dict[str, Any]:
+    """Return a power sensor in the newest form a part of the preferences takes, or nothing.
+
+    The standard form: the integration's power sensors already have the dashboard's signs.
+    """
+    keys = energy_keys(schema)
+    if "power_config" in keys:
+        return {"power_config": {"stat_rate": entity_id}}
+    if "stat_rate" in keys:
+        return {"stat_rate": entity_id}
+    return {}

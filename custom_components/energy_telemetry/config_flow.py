@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 import uuid
 
@@ -20,6 +20,7 @@ from homeassistant.helpers.selector import (
 )
 import voluptuous as vol
 
+from . import energy_dashboard
 from .ainsite import validation as ainsite
 from .ainsite.descriptions import REGISTER_KINDS, UNITS_BY_KIND
 from .compat import ReloadingOptionsFlow
@@ -32,11 +33,13 @@ from .const import (
     CONF_SOURCE,
     CONF_SUBSCRIPTION_ID,
     DOMAIN,
+    LOGGER,
     SIGN_DER_TYPES,
     SOURCE_AINSITE,
     SOURCE_NOVACORE,
 )
 from .coordinator import EnergyTelemetryConfigEntry
+from .energy_dashboard import ROLES, EnergyItem, Role
 from .novacore import validation as novacore
 from .protocol.novacore import Site
 from .protocol.novacore.signs import Override
@@ -227,14 +230,152 @@ class EnergyTelemetryConfigFlow(ConfigFlow, domain=DOMAIN):
         return await self._async_ainsite_reconfigure(self._get_reconfigure_entry(), user_input)
 
 
-class RegisterOptionsFlow(ReloadingOptionsFlow):
+class EnergyTelemetryOptionsFlow(ReloadingOptionsFlow):
+    """The options of an entry: a menu of its own settings and the energy dashboard."""
+
+    SETTINGS: str
+    """The step of the entry's own settings."""
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Offer the entry's settings and the energy dashboard."""
+        return self.async_show_menu(
+            step_id="init", menu_options=[self.SETTINGS, "energy_dashboard"]
+        )
+
+    # --- the energy dashboard -----------------------------------------------------------------
+
+    def _energy_lists(
+        self, items: list[EnergyItem], preferences: dict[str, Any] | None
+    ) -> dict[Role, tuple[list[EnergyItem], list[str]]]:
+        """Return the form's lists: per role, the items it offers and those ticked at first.
+
+        Each item in the list of its own role, every one ticked: a home can just submit.
+        """
+        return {
+            role: (offered, [item.key for item in offered])
+            for role in ROLES
+            if (offered := [item for item in items if item.role == role])
+        }
+
+    async def async_step_energy_dashboard(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Add what this entry measures to Home Assistant's energy dashboard, in one step."""
+        hass = self.hass
+        if "energy" not in hass.config.components:
+            return self.async_abort(reason="no_energy_dashboard")
+        coordinator = self.config_entry.runtime_data
+        preferences = await energy_dashboard.async_preferences(hass)
+        used = energy_dashboard.used_in(preferences)
+        candidates = coordinator.energy_items()
+        stored = (
+            set()
+            if coordinator.statistics is None
+            else await coordinator.statistics.async_stored(
+                [stat for item in candidates for stat in item.statistics]
+            )
+        )
+        present = [item for item in candidates if energy_dashboard.is_present(item, used)]
+        waiting = [
+            item
+            for item in candidates
+            if item not in present and not set(item.statistics) <= stored
+        ]
+        items = [item for item in candidates if item not in present and item not in waiting]
+        placeholders = {
+            "present": _names(present),
+            "waiting": _names(waiting),
+        }
+        if not items:
+            reason = "energy_dashboard_complete"
+            if waiting:
+                reason = "energy_dashboard_waiting"
+            elif not present:
+                reason = "energy_dashboard_nothing"
+            return self.async_abort(reason=reason, description_placeholders=placeholders)
+        lists = self._energy_lists(items, preferences)
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            by_key = {item.key: item for item in items}
+            chosen = [
+                (by_key[key], role)
+                for role in lists
+                for key in user_input.get(role, [])
+                if key in by_key
+            ]
+            if len({item.key for item, _ in chosen}) < len(chosen):
+                errors["base"] = "chosen_twice"
+            else:
+                update = energy_dashboard.updated_preferences(preferences, chosen)
+                if update is None:
+                    return self.async_abort(
+                        reason="energy_dashboard_unchanged", description_placeholders=placeholders
+                    )
+                try:
+                    await energy_dashboard.async_save(hass, update)
+                except energy_dashboard.EnergyPreferencesError as err:
+                    return self.async_abort(
+                        reason="energy_dashboard_refused",
+                        description_placeholders={"error": str(err)},
+                    )
+                LOGGER.info(
+                    "%s: added to the energy dashboard: %s",
+                    self.config_entry.title,
+                    ", ".join(f"{item.name} ({role})" for item, role in chosen),
+                )
+                return self.async_abort(
+                    reason="energy_dashboard_saved",
+                    description_placeholders={"added": _names(item for item, _ in chosen)},
+                )
+        schema = {
+            vol.Optional(role, default=ticked): SelectSelector(
+                SelectSelectorConfig(
+                    options=[SelectOptionDict(value=item.key, label=item.name) for item in offered],
+                    multiple=True,
+                    mode=SelectSelectorMode.LIST,
+                )
+            )
+            for role, (offered, ticked) in lists.items()
+        }
+        return self.async_show_form(
+            step_id="energy_dashboard",
+            data_schema=self.add_suggested_values_to_schema(vol.Schema(schema), user_input),
+            errors=errors,
+            description_placeholders=placeholders,
+        )
+
+
+def _names(items: Iterable[EnergyItem]) -> str:
+    """Return the names of items for a message ("-" for none)."""
+    return ", ".join(item.name for item in items) or "-"
+
+
+class RegisterOptionsFlow(EnergyTelemetryOptionsFlow):
     """Tell what an Ainsite register measures and in which unit; the entry reloads with it."""
+
+    SETTINGS = "registers"
 
     def __init__(self) -> None:
         """Initialise the flow."""
         self._register: str | None = None
 
-    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+    def _energy_lists(
+        self, items: list[EnergyItem], preferences: dict[str, Any] | None
+    ) -> dict[Role, tuple[list[EnergyItem], list[str]]]:
+        """Offer every meter's energy as grid consumption or as an individual device.
+
+        Ticked at first: grid consumption for an entry of one meter when the dashboard has no
+        grid consumption yet (a home's own utility meter), individual devices otherwise.
+        """
+        keys = [item.key for item in items]
+        grid = len(self.config_entry.runtime_data.data) == 1 and not (
+            energy_dashboard.has_grid_import(preferences)
+        )
+        return {"grid": (items, keys if grid else []), "device": (items, [] if grid else keys)}
+
+    async def async_step_registers(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
         """Choose a register seen so far."""
         registers = sorted(self.config_entry.runtime_data.known_registers())
         if not registers:
@@ -243,7 +384,7 @@ class RegisterOptionsFlow(ReloadingOptionsFlow):
             self._register = user_input["register"]
             return await self.async_step_register()
         return self.async_show_form(
-            step_id="init",
+            step_id="registers",
             data_schema=vol.Schema(
                 {
                     vol.Required("register", default=registers[0]): SelectSelector(
@@ -297,12 +438,10 @@ class RegisterOptionsFlow(ReloadingOptionsFlow):
         )
 
 
-class SignOptionsFlow(ReloadingOptionsFlow):
+class SignOptionsFlow(EnergyTelemetryOptionsFlow):
     """Choose, per DER type, how the sign of the wire's power is decided; the entry reloads."""
 
-    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Go to the sign choices (their own step: `init` names the register step's strings)."""
-        return await self.async_step_signs()
+    SETTINGS = "signs"
 
     async def async_step_signs(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """One choice per DER type: automatic (from the DER's counters), as documented, inverted."""

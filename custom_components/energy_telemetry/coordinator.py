@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING, Any
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import Platform
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.device_registry import DeviceEntry, DeviceInfo
 from homeassistant.helpers.event import async_call_later, async_track_time_interval
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
 from .const import (
+    DOMAIN,
     LOGGER,
     STALE_INTERVALS,
     STALE_MIN_SECONDS,
@@ -29,6 +31,7 @@ from .totals import TotalGuard
 
 if TYPE_CHECKING:
     from .descriptions import PointDescription
+    from .energy_dashboard import EnergyItem
     from .entity import EnergyTelemetryEntity
 
 type EnergyTelemetryConfigEntry = ConfigEntry[PushCoordinator]
@@ -266,6 +269,20 @@ class PushCoordinator(DataUpdateCoordinator[dict[str, Group]]):
             item,
         )
         async_raise_issue(self.hass, kind, self.config_entry, {"limit": str(limit), "item": item})
+
+    def energy_items(self) -> list[EnergyItem]:
+        """Return what this entry can add to the energy dashboard (`energy_dashboard.py`)."""
+        return []
+
+    def entity_id(self, point: Point | None) -> str | None:
+        """Return the entity id of a point's entity (None: it has none, or it is disabled)."""
+        if point is None:
+            return None
+        registry = er.async_get(self.hass)
+        platform = point.description.platform
+        entity_id = registry.async_get_entity_id(platform, DOMAIN, point.unique_id)
+        entry = None if entity_id is None else registry.async_get(entity_id)
+        return None if entry is None or entry.disabled_by is not None else entity_id
 
     def point_available(self, point: Point) -> bool:
         """Return True when a point's entity has a current value to show."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import datetime
+from functools import partial
 import time
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -22,6 +23,7 @@ from homeassistant.components.recorder.models import (
 from homeassistant.components.recorder.statistics import (
     async_add_external_statistics,
     get_last_statistics,
+    get_metadata,
 )
 from homeassistant.components.sensor import SensorDeviceClass, SensorStateClass
 from homeassistant.const import ATTR_FRIENDLY_NAME, EVENT_HOMEASSISTANT_STOP
@@ -394,6 +396,22 @@ class StatisticsImporter:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(SEED_WAIT):
                     await asyncio.shield(seeding)
+
+    async def async_stored(self, ids: list[str]) -> set[str]:
+        """Import what is pending now and return which of `ids` the recorder has.
+
+        For the energy dashboard, which accepts only statistics that exist.
+        """
+        if not self.enabled:
+            return set()
+        await self._async_wait_for_seeding()
+        self.async_flush()
+        instance = get_instance(self.hass)
+        await instance.async_block_till_done()
+        found = await instance.async_add_executor_job(
+            partial(get_metadata, self.hass, statistic_ids=set(ids))
+        )
+        return set(found)
 
     async def async_shutdown(self) -> None:
         """Import what is pending and keep open intervals for the next start (on unload)."""

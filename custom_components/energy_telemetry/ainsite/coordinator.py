@@ -24,6 +24,7 @@ from ..const import (
     LOGGER,
 )
 from ..coordinator import EnergyTelemetryConfigEntry, Group, PushCoordinator
+from ..energy_dashboard import EnergyItem
 from ..issues import (
     METERS_LIMIT,
     REGISTERS_LIMIT,
@@ -297,6 +298,28 @@ class AinsiteCoordinator(PushCoordinator):
             point = self.async_add_point(group, LAST_READING_DESCRIPTION, announce=False)
         if not isinstance(point.value, datetime) or moment > point.value:
             self.async_set_value(point, moment, None)
+
+    def energy_items(self) -> list[EnergyItem]:
+        """Return every energy register of every meter (with its statistic) for the dashboard.
+
+        A meter's energy comes from the grid or goes to one device: the user chooses.
+        """
+        items: list[EnergyItem] = []
+        for meter, group in sorted(self.data.items()):
+            for register, point in sorted(group.points.items()):
+                if point.statistic is None:
+                    continue
+                entity = self.entity_id(point)
+                items.append(
+                    EnergyItem(
+                        key=f"{meter}/{register}",
+                        role="device",
+                        name=f"{group.device_info.get('name') or meter} ({register})",
+                        energy_from=point.statistic.statistic_id,
+                        sensors=() if entity is None else (entity,),
+                    )
+                )
+        return items
 
     def diagnostics(self) -> dict[str, Any]:
         """Add the session's counters to the common diagnostics."""

@@ -26,6 +26,7 @@ from ..const import (
 )
 from ..coordinator import EnergyTelemetryConfigEntry, Group, Point, PushCoordinator
 from ..descriptions import UNKNOWN_STATE, PointDescription
+from ..energy_dashboard import EnergyItem, Role
 from ..issues import (
     DERS_LIMIT,
     FIELDS_LIMIT,
@@ -61,6 +62,13 @@ MAX_ROUTES: Final = 4 * MAX_DERS
 NOT_FOUND_FOR_ISSUE: Final = 2
 """Consecutive 404 answers of the stream after which the site is reported as gone."""
 SIGNS_SECTION: Final = "signs"
+DASHBOARD_ROLES: Final[dict[str, tuple[Role, str, str | None]]] = {
+    "meter": ("grid", "energy_imported", "energy_exported"),
+    "pv": ("solar", "energy_produced", None),
+    "battery": ("battery", "energy_discharged", "energy_charged"),
+    "ev_charger": ("device", "energy_charged", None),
+}
+"""What each DER type is in the energy dashboard, and its energy counters (from, to)."""
 
 
 async def async_create_coordinator(
@@ -489,6 +497,47 @@ class NovacoreCoordinator(PushCoordinator):
         """Mark DERs that stopped reporting stale; the house's power goes with them."""
         super()._async_watchdog(now)
         self.home.async_update(None)
+
+    def energy_items(self) -> list[EnergyItem]:
+        """Return the site's grid meters, PV, batteries and EV chargers for the dashboard.
+
+        An inverter is left out: its AC output already holds its PV and battery.
+        """
+        items: list[EnergyItem] = []
+        for group in sorted(self.data.values(), key=lambda group: group.key):
+            if not isinstance(group, NovacoreGroup) or group.der_type not in DASHBOARD_ROLES:
+                continue
+            role, energy_from, energy_to = DASHBOARD_ROLES[group.der_type]
+            points = group.points
+            source = points.get(energy_from)
+            target = points.get(energy_to) if energy_to else None
+            if source is None or source.statistic is None:
+                continue  # no energy counter yet (or no recorder)
+            if energy_to is not None and role == "battery" and target is None:
+                continue  # a battery needs both of its counters
+            capacity = points.get("capacity")
+            items.append(
+                EnergyItem(
+                    key=group.key,
+                    role=role,
+                    name=str(group.device_info.get("name") or group.key),
+                    energy_from=source.statistic.statistic_id,
+                    energy_to=None
+                    if target is None or target.statistic is None
+                    else target.statistic.statistic_id,
+                    sensors=tuple(
+                        entity
+                        for point in (source, target)
+                        if (entity := self.entity_id(point)) is not None
+                    ),
+                    power=self.entity_id(points.get("power")),
+                    soc=self.entity_id(points.get("state_of_charge")),
+                    capacity=capacity.value
+                    if capacity is not None and isinstance(capacity.value, float)
+                    else None,
+                )
+            )
+        return items
 
     def diagnostics(self) -> dict[str, Any]:
         """Add the stream's counters (never the token) to the common diagnostics."""

@@ -169,7 +169,8 @@ class HomeConsumption:
         if timestamp is None or (last is not None and timestamp <= last):
             # DERs report at their own moments: the total's time only moves forward.
             timestamp = None if last is None else last + 1.0
-        self._coordinator.async_set_value(point, (guard.value or 0.0) + growth, timestamp)
+        # Rounded to a mWh: sums of many floats would otherwise show their rounding noise.
+        self._coordinator.async_set_value(point, round((guard.value or 0.0) + growth, 3), timestamp)
 
     def diagnostics(self) -> dict[str, Any]:
         """Return which DERs count and the growth not shown yet."""
