@@ -14,6 +14,19 @@ from tests.helpers.entities import first_states, number, record_states
 from tests.helpers.waiting import wait_for
 
 
+async def _show(hass: HomeAssistant, mosquitto: Any, total: float, second: float) -> None:
+    """Publish a total of meter mtr-1 and wait until its energy entity shows it."""
+    await mosquitto.apublish(topic("mtr-1"), payload_v1(total, at(second)))
+    await wait_for(lambda: hass.states.get(ENERGY) and number(hass, ENERGY) == total)
+
+
+async def _showing(hass: HomeAssistant, mosquitto: Any, total: float, second: float) -> Any:
+    """Set up the subscription and show a first total of meter mtr-1; return the entry."""
+    entry = await setup_ainsite(hass, mosquitto)
+    await _show(hass, mosquitto, total, second)
+    return entry
+
+
 async def test_readings_become_states(hass: HomeAssistant, mosquitto: Any) -> None:
     """Payloads of both versions become sensors; register 2 is an energy total."""
     entry = await setup_ainsite(hass, mosquitto)
@@ -83,10 +96,8 @@ async def test_duplicates_out_of_order_and_malformed(hass: HomeAssistant, mosqui
 
 async def test_total_never_backwards_and_reset(hass: HomeAssistant, mosquitto: Any) -> None:
     """A glitch is ignored; a meter reset confirmed by a second reading is applied."""
-    entry = await setup_ainsite(hass, mosquitto)
+    entry = await _showing(hass, mosquitto, 5000.0, 10)
     send = mosquitto.apublish
-    await send(topic("mtr-1"), payload_v1(5000.0, at(10)))
-    await wait_for(lambda: hass.states.get(ENERGY))
     await send(topic("mtr-1"), payload_v1(4990.0, at(20)))  # small drop: glitch
     await send(topic("mtr-1"), payload_v1(0.5, at(30)))  # large drop, not yet confirmed
     await send(topic("mtr-1"), payload_v1(5001.0, at(40)))
@@ -99,9 +110,7 @@ async def test_total_never_backwards_and_reset(hass: HomeAssistant, mosquitto: A
 
 async def test_readings_queued_while_stopped_arrive(hass: HomeAssistant, mosquitto: Any) -> None:
     """The persistent session (same client id) delivers what was published while unloaded."""
-    entry = await setup_ainsite(hass, mosquitto)
-    await mosquitto.apublish(topic("mtr-1"), payload_v1(10.0, at(10)))
-    await wait_for(lambda: hass.states.get(ENERGY))
+    entry = await _showing(hass, mosquitto, 10.0, 10)
     assert await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
     queued = [(topic("mtr-1"), payload_v1(10.0 + n, at(10 + 10 * n))) for n in range(1, 21)]
@@ -140,28 +149,22 @@ async def test_new_meter_mid_stream_and_register_mapping(
     hass: HomeAssistant, mosquitto: Any
 ) -> None:
     """A new meter gets entities without a reload; a mapped register feeds the energy dashboard."""
-    entry = await setup_ainsite(hass, mosquitto)
-    await mosquitto.apublish(topic("mtr-1"), payload_v1(1.0, at(10)))
-    await wait_for(lambda: hass.states.get(ENERGY))
+    entry = await _showing(hass, mosquitto, 1.0, 10)
     await mosquitto.apublish(topic("mtr-9"), payload_v2(12, 0.5, at(0), at(60)))
     await wait_for(lambda: hass.states.get("sensor.meter_mtr_9_register_12"))
     state = hass.states.get("sensor.meter_mtr_9_register_12")
     assert "device_class" not in state.attributes
     assert hass.states.get("sensor.meter_mtr_9_last_reading") is not None
 
-    result = await hass.config_entries.options.async_init(entry.entry_id)
+    options = hass.config_entries.options
+    result = await options.async_init(entry.entry_id)
     assert result["step_id"] == "init"
-    result = await hass.config_entries.options.async_configure(
-        result["flow_id"], {"register": "12"}
-    )
+    result = await options.async_configure(result["flow_id"], {"register": "12"})
     assert result["step_id"] == "register"
-    result = await hass.config_entries.options.async_configure(
-        result["flow_id"], {"kind": "energy_interval", "unit": "W"}
-    )
+    interval = {"kind": "energy_interval", "unit": "W"}
+    result = await options.async_configure(result["flow_id"], interval)
     assert result["errors"] == {"unit": "invalid_unit"}
-    result = await hass.config_entries.options.async_configure(
-        result["flow_id"], {"kind": "energy_interval", "unit": "kWh"}
-    )
+    result = await options.async_configure(result["flow_id"], {**interval, "unit": "kWh"})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
     assert entry.options["registers"] == {"12": {"kind": "energy_interval", "unit": "kWh"}}
@@ -194,8 +197,7 @@ async def test_unavailable_after_grace_and_back(
     coordinator.grace_period = 0.2
     coordinator.connection._backoff_initial = 0.1
     coordinator.connection._backoff_max = 0.3
-    await mosquitto.apublish(topic("mtr-1"), payload_v1(1.0, at(10)))
-    await wait_for(lambda: hass.states.get(ENERGY))
+    await _show(hass, mosquitto, 1.0, 10)
     mosquitto.stop()
     await wait_for(lambda: hass.states.get(ENERGY).state == "unavailable")
     mosquitto.start()
@@ -212,9 +214,7 @@ async def test_total_restored_against_replayed_readings(
     hass: HomeAssistant, mosquitto: Any
 ) -> None:
     """After a restart, readings older than the restored total cannot push it back."""
-    entry = await setup_ainsite(hass, mosquitto)
-    await mosquitto.apublish(topic("mtr-1"), payload_v1(50.0, at(100)))
-    await wait_for(lambda: hass.states.get(ENERGY) and number(hass, ENERGY) == 50.0)
+    entry = await _showing(hass, mosquitto, 50.0, 100)
     assert await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
     shown: list[float] = []
@@ -232,6 +232,5 @@ async def test_total_restored_against_replayed_readings(
     coordinator = entry.runtime_data
     guard = coordinator.data["mtr-1"].points["2"].guard
     assert coordinator.out_of_order + coordinator.duplicates + guard.rejected == 2
-    await mosquitto.apublish(topic("mtr-1"), payload_v1(51.0, at(110)))
-    await wait_for(lambda: number(hass, ENERGY) == 51.0)
+    await _show(hass, mosquitto, 51.0, 110)
     assert await hass.config_entries.async_unload(entry.entry_id)

@@ -23,8 +23,6 @@ from tests.helpers.novacore import reauth_flows, send, setup_fast, stored_entry
 from tests.helpers.site import METER, PV, SITE_ID, TS, Novacore
 from tests.helpers.waiting import wait_for
 
-# --- connection --------------------------------------------------------------------------------
-
 
 async def test_stream_cut_mid_event(hass: HomeAssistant, novacore: Novacore) -> None:
     """A cut mid-event leaves no half reading; the stream resumes after the last event id."""
@@ -119,7 +117,8 @@ async def test_revoked_bare_token_starts_reauth(
 
 
 async def test_malformed_events(hass: HomeAssistant, novacore: Novacore) -> None:
-    """Junk on the stream is counted and skipped; the stream and the sensors keep working."""
+    """Junk on the stream (bytes that are not UTF-8 too) is counted and skipped; the stream and
+    the sensors keep working."""
     server = novacore.server
     entry = await setup_fast(hass, novacore)
     stats = entry.runtime_data.stream.stats
@@ -128,6 +127,7 @@ async def test_malformed_events(hass: HomeAssistant, novacore: Novacore) -> None
 
     await server.push_raw(SITE_ID, "this is not an event stream\nnonsense: field\n\n")
     await server.push_raw(SITE_ID, "data: }{ not json\n\n")
+    await server.push_raw(SITE_ID, b"data: \xff\xfe\n\n")  # not UTF-8
     await novacore.push("{not json")
     await novacore.push(json.dumps([1, "x", None, {"no": "type"}, {"type": "meter"}]))
     await novacore.push({**meter, "W": 1, "timestamp": TS + 1}, event="keepalive")
@@ -137,11 +137,11 @@ async def test_malformed_events(hass: HomeAssistant, novacore: Novacore) -> None
         f' "timestamp": {TS + 2}}}'
     )
     await novacore.push({**meter, "W": 777, "timestamp": TS + 3, "padding": "x" * 2**20})
-    await wait_for(lambda: stats.events == 7 and stats.ignored_events == 1)
+    await wait_for(lambda: stats.events == 8 and stats.ignored_events == 1)
     await hass.async_block_till_done()
 
     assert stats.parse.rejected == {
-        "invalid_json": 3,
+        "invalid_json": 4,
         "not_an_object": 3,
         "no_type": 1,
         "no_values": 1,
@@ -152,24 +152,6 @@ async def test_malformed_events(hass: HomeAssistant, novacore: Novacore) -> None
     assert number(hass, "sensor.grid_meter_power") == 777
     assert number(hass, "sensor.grid_meter_frequency") == 49.5
     assert set(entry.runtime_data.data) == {"der-meter"}
-    assert await hass.config_entries.async_unload(entry.entry_id)
-
-
-async def test_bytes_not_utf8_in_an_event(hass: HomeAssistant, novacore: Novacore) -> None:
-    """An event that is not UTF-8 is rejected like any malformed one; the stream goes on."""
-    server = novacore.server
-    entry = await setup_fast(hass, novacore)
-    stats = entry.runtime_data.stream.stats
-    meter = {"type": "meter", "der_id": "der-meter"}
-    await send(hass, novacore, entry, {**meter, "W": 850, "timestamp": TS})
-
-    await server.push_raw(SITE_ID, b"data: \xff\xfe\n\n")
-    await send(hass, novacore, entry, {**meter, "W": 900, "timestamp": TS + 1})
-
-    assert number(hass, "sensor.grid_meter_power") == 900
-    assert stats.parse.rejected == {"invalid_json": 1}
-    assert stats.disconnects == 0
-    assert server.stream_connects == 1
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 

@@ -22,8 +22,6 @@ from tests.helpers.entities import number
 from tests.helpers.novacore import fast, reauth_flows, send, stored_entry
 from tests.helpers.site import SITE_ID, TS, Novacore
 
-# --- setup -------------------------------------------------------------------------------------
-
 
 async def test_setup_retries_when_unreachable(hass: HomeAssistant, novacore: Novacore) -> None:
     entry = stored_entry(novacore, private_key=novacore.private_key_pem)

@@ -9,6 +9,7 @@ from typing import Any
 from homeassistant.const import EVENT_STATE_CHANGED, EVENT_STATE_REPORTED
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, State, callback
 from homeassistant.helpers import device_registry as dr, entity_registry as er
+import pytest
 from pytest_homeassistant_custom_component.common import mock_restore_cache_with_extra_data
 
 from custom_components.energy_telemetry.const import DOMAIN
@@ -67,7 +68,11 @@ TWO_PV_DEVICES[0]["ders"] = [
 """The site's devices with two PV arrays on the inverter."""
 
 
-# --- values ----------------------------------------------------------------------------------
+@pytest.fixture
+async def two_pv_arrays(hass: HomeAssistant, novacore: Novacore) -> Any:
+    """Return the entry of the site with two PV arrays on its inverter."""
+    novacore.server.set_devices(SITE_ID, TWO_PV_DEVICES)
+    return await setup_fast(hass, novacore)
 
 
 async def test_sign_conventions(hass: HomeAssistant, novacore: Novacore) -> None:
@@ -107,18 +112,13 @@ async def test_sign_conventions(hass: HomeAssistant, novacore: Novacore) -> None
 
 
 async def test_ders_of_one_type_told_apart_by_der_id(
-    hass: HomeAssistant, novacore: Novacore
+    hass: HomeAssistant, novacore: Novacore, two_pv_arrays: Any
 ) -> None:
     """Two PV DERs of the device list and one unknown DER id become three devices."""
-    novacore.server.set_devices(SITE_ID, TWO_PV_DEVICES)
-    entry = await setup_fast(hass, novacore)
+    entry = two_pv_arrays
+    pv = {"type": "pv", "make": "Sungrow", "timestamp": TS}
     for der_id, watts in (("der-east", -1000), ("der-west", -2000), ("der-garage", -300)):
-        await send(
-            hass,
-            novacore,
-            entry,
-            {"type": "pv", "der_id": der_id, "make": "Sungrow", "W": watts, "timestamp": TS},
-        )
+        await send(hass, novacore, entry, {**pv, "der_id": der_id, "W": watts})
     assert number(hass, "sensor.east_roof_power") == 1000
     assert number(hass, "sensor.west_roof_power") == 2000
     assert number(hass, "sensor.solar_der_garage_power") == 300
@@ -145,7 +145,9 @@ async def test_ders_of_one_type_told_apart_by_der_id(
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
-async def test_readings_without_der_id(hass: HomeAssistant, novacore: Novacore) -> None:
+async def test_readings_without_der_id(
+    hass: HomeAssistant, novacore: Novacore, two_pv_arrays: Any
+) -> None:
     """Readings without a DER id find their DER by type, or by type and make.
 
     - The site has one DER of the reading's type: the reading belongs to it (battery, meter).
@@ -153,8 +155,7 @@ async def test_readings_without_der_id(hass: HomeAssistant, novacore: Novacore) 
       so readings are grouped by type and make ("Solar Sungrow", "Solar SMA"), or by type alone
       when there is no make ("Solar"). These groups hang off the site, not off a listed device.
     """
-    novacore.server.set_devices(SITE_ID, TWO_PV_DEVICES)
-    entry = await setup_fast(hass, novacore)
+    entry = two_pv_arrays
     for reading in (
         {"type": "battery", "make": "BYD", "W": 500},
         {"type": "meter", "make": "Kamstrup", "W": 700},
@@ -397,17 +398,10 @@ async def test_total_never_moves_backwards(hass: HomeAssistant, novacore: Novaco
         (80, 0.08),  # confirmed: the meter was reset
         (120, 0.12),
     ]
+    meter = {"type": "meter", "der_id": "der-meter"}
     for index, (value, shown) in enumerate(steps):
         await send(
-            hass,
-            novacore,
-            entry,
-            {
-                "type": "meter",
-                "der_id": "der-meter",
-                "total_import_Wh": value,
-                "timestamp": TS + index,
-            },
+            hass, novacore, entry, {**meter, "total_import_Wh": value, "timestamp": TS + index}
         )
         assert number(hass, entity_id) == shown, (index, value)
     guard = entry.runtime_data.data["der-meter"].points["energy_imported"].guard

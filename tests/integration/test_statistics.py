@@ -108,6 +108,14 @@ def changes(rows: list[dict[str, Any]]) -> dict[datetime, float]:
     return {row["start"]: round(row["change"], 6) for row in rows}
 
 
+async def _one_hour_measured(hass: HomeAssistant, mosquitto: Any) -> Any:
+    """Set up the subscription and apply two readings of mtr-1, an hour apart; return the entry."""
+    entry = await setup_ainsite(hass, mosquitto)
+    await publish(mosquitto, "mtr-1", [payload_v1(1.0, hour(0)), payload_v1(2.0, hour(1))])
+    await applied(entry, 2)
+    return entry
+
+
 async def test_a_burst_lands_in_the_hours_it_was_measured(
     hass: HomeAssistant, mosquitto: Any
 ) -> None:
@@ -155,9 +163,7 @@ async def test_metadata_is_accepted(
     hass: HomeAssistant, mosquitto: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Named after the sensor, in its unit, with a sum; no usage report from the recorder."""
-    entry = await setup_ainsite(hass, mosquitto)
-    await publish(mosquitto, "mtr-1", [payload_v1(1.0, hour(0)), payload_v1(2.0, hour(1))])
-    await applied(entry, 2)
+    entry = await _one_hour_measured(hass, mosquitto)
     await flush(hass, entry)
     _, meta = (await metadata_of(hass, ENERGY_ID))[ENERGY_ID]
     assert meta["name"] == hass.states.get(ENERGY).name
@@ -340,9 +346,7 @@ async def test_novacore_energy_totals(hass: HomeAssistant, novacore: Novacore) -
 async def test_refused_import_is_logged_and_counted(
     hass: HomeAssistant, mosquitto: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    entry = await setup_ainsite(hass, mosquitto)
-    await publish(mosquitto, "mtr-1", [payload_v1(1.0, hour(0)), payload_v1(2.0, hour(1))])
-    await applied(entry, 2)
+    entry = await _one_hour_measured(hass, mosquitto)
     importer = importer_of(entry)
     feed = next(iter(importer.feeds.values()))
     feed.statistic_id = "energy_telemetry:Not Valid"

@@ -127,16 +127,6 @@ async def test_stream_key_refused_twice_raises(
     assert isinstance(probe.errors[-1][1], NovacoreAuthError)
 
 
-async def test_stream_key_refused_once_recovers(
-    session: aiohttp.ClientSession, novacore: Novacore
-) -> None:
-    novacore.server.fail_stream(401, count=1)
-    async with StreamProbe(novacore.client(session)) as probe:
-        await novacore.server.wait_for_streams(SITE_ID)
-        assert novacore.server.verifies == 2
-        assert probe.stream.stats.last_error == "NovacoreAuthError: HTTP 401 unauthorized"
-
-
 async def test_stream_bare_token_refused_raises(
     session: aiohttp.ClientSession, novacore: Novacore
 ) -> None:
@@ -163,14 +153,30 @@ async def test_stream_honours_retry_after(
         assert _stream_requests(novacore) == 2
 
 
-async def test_stream_keeps_retrying_server_errors(
-    session: aiohttp.ClientSession, novacore: Novacore
+@pytest.mark.parametrize(
+    ("status", "refusals", "verifies", "last_error"),
+    [
+        # With a key, a refused stream re-mints once and opens.
+        (401, 1, 2, "NovacoreAuthError: HTTP 401 unauthorized"),
+        # Server errors are retried, with the same token, until the stream opens.
+        (500, 3, 1, "NovacoreConnectionError: HTTP 500 internal_error"),
+    ],
+)
+async def test_stream_opens_after_refusals(
+    session: aiohttp.ClientSession,
+    novacore: Novacore,
+    status: int,
+    refusals: int,
+    verifies: int,
+    last_error: str,
 ) -> None:
-    novacore.server.fail_stream(500, count=3)
+    novacore.server.fail_stream(status, count=refusals)
     async with StreamProbe(novacore.client(session)) as probe:
         await novacore.server.wait_for_streams(SITE_ID)
-        assert _stream_requests(novacore) == 4
-        assert probe.stream.stats.disconnects == 3
+        assert _stream_requests(novacore) == refusals + 1
+        assert probe.stream.stats.disconnects == refusals
+        assert novacore.server.verifies == verifies
+        assert probe.stream.stats.last_error == last_error
 
 
 async def test_stream_ended_by_server_reconnects(

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from custom_components.energy_telemetry.totals import MAX_PENDING, TotalGuard
 
-# --- TotalGuard -----------------------------------------------------------------------------
-
 
 def _seeded(value: float | None = None, timestamp: float | None = None) -> TotalGuard:
     guard = TotalGuard()
