@@ -254,7 +254,7 @@ class AinsiteCoordinator(PushCoordinator):
         meter = parts[2]
         group = self.data.get(meter)
         if group is None:
-            if len(self.data) >= MAX_METERS:
+            if len(self.data) >= self.limits[METERS_LIMIT]:
                 self.async_limit_reached(METERS_LIMIT, meter)
                 return
             group = self._new_meter(meter, parts[1])
@@ -262,7 +262,7 @@ class AinsiteCoordinator(PushCoordinator):
         point = group.points.get(register)
         if point is None:
             registers = len(group.points) - (LAST_READING_DESCRIPTION.key in group.points)
-            if registers >= MAX_REGISTERS_PER_METER:
+            if registers >= self.limits[REGISTERS_LIMIT]:
                 self.async_limit_reached(REGISTERS_LIMIT, meter)
                 return
             # Its entity is added once the reading's value is set (async_announce_points).

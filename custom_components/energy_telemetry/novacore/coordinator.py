@@ -295,7 +295,7 @@ class NovacoreCoordinator(PushCoordinator):
         key = route.key
         group = self.data.get(key)
         if group is None:
-            if len(self.data) - (self.home.group is not None) >= MAX_DERS:
+            if len(self.data) - (self.home.group is not None) >= self.limits[DERS_LIMIT]:
                 self.async_limit_reached(DERS_LIMIT, key)
                 return None
             if route.der is None:
@@ -436,7 +436,7 @@ class NovacoreCoordinator(PushCoordinator):
     def _bind(self, group: NovacoreGroup, field: str, *, text: bool) -> Binding | None:
         """Bind a wire field of a group to its point (created if new) under the group's sign."""
         fields = group.text_fields if text else group.fields
-        if len(group.fields) + len(group.text_fields) >= MAX_FIELDS_PER_DER:
+        if len(group.fields) + len(group.text_fields) >= self.limits[FIELDS_LIMIT]:
             self.async_limit_reached(FIELDS_LIMIT, group.key)
             return None
         description = novacore_description(

@@ -1,0 +1,1 @@
+"""Tests of the integration in a real Home Assistant against real peers on loopback."""

@@ -1,0 +1,1 @@
+"""Tests of the tools: simulators, demo, benchmark, chaos scenarios, scripts."""
