@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from functools import partial
+from datetime import timedelta
 import logging
 import threading
 from typing import Any
 
 from homeassistant.components.recorder import Recorder
 from homeassistant.components.recorder.statistics import (
-    get_metadata,
     list_statistic_ids,
-    statistics_during_period,
 )
 from homeassistant.components.recorder.tasks import RecorderTask
 from homeassistant.components.sensor import SensorDeviceClass, SensorStateClass
@@ -35,10 +32,11 @@ from custom_components.energy_telemetry import statistics as statistics_module
 from custom_components.energy_telemetry.ainsite.descriptions import register_description
 from custom_components.energy_telemetry.descriptions import EnergyTelemetrySensorEntityDescription
 from custom_components.energy_telemetry.novacore.descriptions import novacore_description
-from custom_components.energy_telemetry.statistics import StatisticsImporter, statistic_kind
+from custom_components.energy_telemetry.statistics import statistic_kind
 from simulator.ainsite_publisher import payload_v1, payload_v2
 from tests.helpers.ainsite import ENERGY, setup_ainsite, topic
 from tests.helpers.novacore import setup_novacore
+from tests.helpers.recorder import changes, flush, hour, hourly, importer_of, metadata_of
 from tests.helpers.site import CUSTOMER_ID, SITE_ID, Novacore
 from tests.helpers.waiting import wait_for
 
@@ -51,61 +49,13 @@ def before_home_assistant(recorder_first: None) -> None:
     """A real recorder."""
 
 
-def hour(offset: float) -> datetime:
-    """The start of the hour `offset` hours from the hour 12 hours ago (within the parser's range)."""
-    base = dt_util.utcnow().replace(minute=0, second=0, microsecond=0) - timedelta(hours=12)
-    return base + timedelta(hours=offset)
-
-
 async def publish(mosquitto: Any, meter: str, messages: list[bytes]) -> None:
     await mosquitto.apublish_many([(topic(meter), payload) for payload in messages])
-
-
-def importer_of(entry: Any) -> StatisticsImporter:
-    importer = entry.runtime_data.statistics
-    assert importer is not None
-    return importer
 
 
 async def applied(entry: Any, count: int) -> None:
     """Wait until `count` messages went through the entry (accepted by the parser)."""
     await wait_for(lambda: entry.runtime_data.stats.accepted >= count)
-
-
-async def flush(hass: HomeAssistant, entry: Any) -> None:
-    """Wait for every series to be seeded, import now, wait for the recorder."""
-    importer = importer_of(entry)
-    await wait_for(lambda: all(feed.series.seeded for feed in importer.feeds.values()))
-    importer.async_flush()
-    await async_wait_recording_done(hass)
-
-
-async def hourly(hass: HomeAssistant, statistic: str) -> list[dict[str, Any]]:
-    """Return the stored hourly rows of a statistic: start (datetime), sum, state, change."""
-    result = await get_instance(hass).async_add_executor_job(
-        statistics_during_period,
-        hass,
-        hour(-48),
-        None,
-        {statistic},
-        "hour",
-        None,
-        {"sum", "state", "change"},
-    )
-    return [
-        {**row, "start": dt_util.utc_from_timestamp(row["start"])}
-        for row in result.get(statistic, [])
-    ]
-
-
-async def metadata_of(hass: HomeAssistant, statistic: str) -> dict[str, Any]:
-    return await get_instance(hass).async_add_executor_job(
-        partial(get_metadata, hass, statistic_ids={statistic})
-    )
-
-
-def changes(rows: list[dict[str, Any]]) -> dict[datetime, float]:
-    return {row["start"]: round(row["change"], 6) for row in rows}
 
 
 async def _one_hour_measured(hass: HomeAssistant, mosquitto: Any) -> Any:
