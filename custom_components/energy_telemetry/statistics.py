@@ -53,6 +53,8 @@ RETRY_DELAY: Final = 60.0
 SEED_WAIT: Final = 8.0
 """Seconds an unload or a stop waits for the last rows to be read back, so nothing held is lost
 (Home Assistant itself waits 10 s for an unloading entry's tasks)."""
+STORED_WAIT: Final = 10.0
+"""Seconds the energy dashboard waits for the recorder to know the statistics it is offered."""
 STORE_VERSION: Final = 1
 STORE_SAVE_DELAY: Final = 60.0
 _HAS_UNIT_CLASS: Final = "unit_class" in StatisticMetaData.__annotations__
@@ -398,20 +400,39 @@ class StatisticsImporter:
                     await asyncio.shield(seeding)
 
     async def async_stored(self, ids: list[str]) -> set[str]:
-        """Import what is pending now and return which of `ids` the recorder has.
+        """Make sure the recorder knows the statistics `ids`; return those it knows.
 
-        For the energy dashboard, which accepts only statistics that exist.
+        For the energy dashboard, which takes only statistics that exist: what is pending is
+        imported now, and a statistic whose first hour has not closed yet is registered with
+        its metadata (its rows follow as its hours close). Waits up to `STORED_WAIT` seconds
+        for the recorder to have them.
         """
         if not self.enabled:
             return set()
         await self._async_wait_for_seeding()
         self.async_flush()
         instance = get_instance(self.hass)
-        await instance.async_block_till_done()
-        found = await instance.async_add_executor_job(
-            partial(get_metadata, self.hass, statistic_ids=set(ids))
-        )
-        return set(found)
+        wanted = set(ids)
+        known: set[str] = set()
+        registered = False
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(STORED_WAIT):
+                while True:
+                    await instance.async_block_till_done()
+                    known = set(
+                        await instance.async_add_executor_job(
+                            partial(get_metadata, self.hass, statistic_ids=wanted)
+                        )
+                    )
+                    missing = [self.feeds[stat] for stat in wanted - known if stat in self.feeds]
+                    if not missing:
+                        break
+                    if not registered:
+                        registered = True
+                        for feed in missing:
+                            async_add_external_statistics(self.hass, self._metadata(feed), [])
+                    await asyncio.sleep(0.1)  # the recorder works in its own thread
+        return known
 
     async def async_shutdown(self) -> None:
         """Import what is pending and keep open intervals for the next start (on unload)."""
