@@ -185,7 +185,7 @@ def mosquitto(socket_enabled: None, tmp_path: Any) -> Generator[Any]:
     """Start a real mosquitto with TLS, a password file, an ACL and persistence."""
     from homeassistant.util.ssl import client_context
 
-    from .mosquitto import Mosquitto
+    from simulator.broker import Mosquitto
 
     broker = Mosquitto(tmp_path / "broker")
     broker.add_user(MQTT_USERNAME, MQTT_PASSWORD, CUSTOMER_ID)

@@ -37,9 +37,10 @@ from simulator.ainsite_publisher import (
     payload_v2,
     run_publisher,
 )
+from simulator.broker import Mosquitto
+from simulator.mqtt_peers import AckWithholdingProxy
+from simulator.processes import free_port
 from tests.conftest import wait_for
-from tests.mosquitto import Mosquitto, free_port
-from tests.mqtt_ack_withholder import AckWithholdingProxy
 
 CUSTOMER = "cust-1"
 SUBSCRIPTION = "sub-1"

@@ -16,8 +16,9 @@ from typing import Any
 
 from homeassistant.core import HomeAssistant
 
+from simulator.mqtt_peers import RefusingBroker
+
 from .conftest import wait_for
-from .mqtt_refuser import RefusingBroker
 from .test_repairs import _ainsite_entry
 
 

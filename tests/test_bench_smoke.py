@@ -13,8 +13,9 @@ import sys
 
 import pytest
 
+from simulator.broker import find_mosquitto
+
 from .conftest import environment_without_coverage
-from .mosquitto import find_mosquitto
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,10 +15,10 @@ from homeassistant.data_entry_flow import FlowResultType
 import pytest
 
 from custom_components.energy_telemetry.const import DOMAIN
+from simulator.mqtt_peers import RefusingBroker
+from simulator.processes import free_port
 
 from .conftest import CUSTOMER_ID, MQTT_PASSWORD, MQTT_USERNAME, SUBSCRIPTION_ID, wait_for
-from .mosquitto import free_port
-from .mqtt_refuser import RefusingBroker
 
 
 def _input(broker: Any, **overrides: Any) -> dict[str, Any]:

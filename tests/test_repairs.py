@@ -24,9 +24,9 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.energy_telemetry.const import DOMAIN
+from simulator.mqtt_peers import RefusingBroker
 
 from .conftest import CUSTOMER_ID, DEVICES, SITE_ID, SITE_NAME, Novacore, wait_for
-from .mqtt_refuser import RefusingBroker
 from .test_novacore_stream import setup_fast
 
 FIX_URL = "/api/repairs/issues/fix"

@@ -21,6 +21,7 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.energy_telemetry.const import DOMAIN
+from simulator.broker import Mosquitto, write_certificates as _write_certificates
 
 from .conftest import (
     CUSTOMER_ID,
@@ -31,7 +32,6 @@ from .conftest import (
     Novacore,
     wait_for,
 )
-from .mosquitto import Mosquitto, _write_certificates
 from .test_ainsite_integration import setup_ainsite, topic, v1
 
 
