@@ -67,8 +67,6 @@ CONFIGURED_INTEGRATIONS = ("api", "config", "energy", "history", "logbook", "rec
 # moment after it; they need the internet. The demo removes each one when it appears.
 ONBOARDING_EXTRAS = ("google_translate", "met", "radio_browser", "shopping_list")
 
-__all__ = ["HassWebSocket", "energy_preferences", "energy_schema_keys", "loaded_integrations"]
-
 
 class DemoError(Exception):
     """The demo could not start; the message says why."""

@@ -18,7 +18,8 @@ import aiohttp
 from homeassistant.util import slugify
 import pytest
 
-from simulator.demo import BACKFILL_HOURS, HassWebSocket, energy_schema_keys
+from simulator.demo import BACKFILL_HOURS, energy_schema_keys
+from simulator.homeassistant import HassWebSocket
 from simulator.processes import free_port, port_is_free
 
 from .conftest import environment_without_coverage
