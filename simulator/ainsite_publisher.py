@@ -313,6 +313,7 @@ class MqttPublisher:
                 f"{self.address} ({self.published} acknowledged, {self.reconnects} "
                 "reconnects)"
             ),
+            interval=0.005,
         )
 
     async def _run(self) -> None:
@@ -416,8 +417,9 @@ async def run_publisher(
     Each cycle holds `interval` simulated seconds of energy and is stamped with the real clock
     (never ahead of it); its interval registers cover the real time since the previous cycle
     (the first from `start`, default one cycle ago). Runs until cancelled or, when cycles is
-    given, for that many cycles, returning once all are acknowledged. Survives broker outages:
-    unsent messages are sent after reconnecting, in order (an MqttPublisher).
+    given, for that many cycles. A cycle goes once the broker acknowledged the one before, and
+    survives a broker outage of up to `drain_timeout` seconds (an MqttPublisher: unsent messages
+    go after reconnecting, in order); a longer one raises WaitTimeoutError.
 
     With `backfill_hours`, the meters first run through that many past hours (a reading every
     15 minutes, real-time rates, past timestamps), and those messages are sent in one burst,
@@ -491,8 +493,9 @@ async def run_publisher(
                 clock = end
                 stats.cycles += 1
                 publisher.put(with_duplicates(messages, LIVE))
+                # As the service's sender: the next cycle once the broker has this one.
+                await publisher.drain(drain_timeout)
                 stats.reconnects = publisher.reconnects
-            await publisher.drain(drain_timeout)
         finally:
             stats.reconnects = publisher.reconnects
             if backfilling is not None:
