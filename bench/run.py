@@ -36,10 +36,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from typing import Any
-import uuid
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -47,15 +45,22 @@ if str(ROOT) not in sys.path:
 
 from bench.cli import SCENARIOS, build_parser  # noqa: E402
 from bench.ha import (  # noqa: E402
-    HomeAssistantProcess,
+    bench_process,
     copy_template,
     cpu_seconds,
-    default_python,
     make_template,
     memory_kib,
     reset_peak,
     thread_cpu_seconds,
 )
+from custom_components.energy_telemetry.protocol.ainsite.topics import (  # noqa: E402
+    subscription_filter,
+)
+from simulator.ainsite_publisher import MqttPublisher, format_timestamp  # noqa: E402
+from simulator.broker import Mosquitto  # noqa: E402
+from simulator.flows import ainsite_answers, novacore_answers  # noqa: E402
+from simulator.homeassistant import HomeAssistantProcess  # noqa: E402
+from simulator.wait import WaitTimeoutError, poll, wait_for  # noqa: E402
 
 SEQ_BASE = 10_000_000
 STATS_SCENARIOS = ("stats_on", "stats_off")
@@ -78,16 +83,23 @@ class Settings:
     """What one run measures."""
 
     n: int = 3000
+    """Readings in the CPU phase (the Novacore scenario's: novacore_n)."""
     repeat: int = 3
+    """Home Assistant processes per scenario; the table shows medians."""
     meters: int = 100
     registers: int = 10
+    """Meters x registers: the MQTT scenarios' entities and one cycle of readings."""
     entities: int = 1000
+    """Entities of the floor and (about) of the Novacore site."""
     rate: float = 500.0
     novacore_rate: float = 100.0
+    """Readings per second in the CPU phase."""
     ramp_seconds: float = 1.5
     idle_seconds: float = 2.0
     settle_seconds: float = 1.0
+    """Seconds of each ramp step; of the idle CPU measurement; to settle before memory."""
     wait_for_saves: bool = True
+    """Let the registries' delayed save pass before measuring (it pauses Home Assistant)."""
     mqtt_ramp: tuple[int, ...] = MQTT_RAMP
     novacore_ramp: tuple[int, ...] = NOVACORE_RAMP
     scenarios: tuple[str, ...] = SCENARIOS
@@ -135,20 +147,28 @@ class Tracker:
                 self.seen[seq] = now
                 self.max_seen = max(seq, self.max_seen)
 
-    def all_seen(self, first: int, count: int) -> bool:
-        seen = self.seen
-        return all(seq in seen for seq in range(first, first + count))
-
-    async def wait_seen(self, first: int, count: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
+    async def wait_seen(self, first: int, count: int, timeout: float, what: str) -> None:
+        """Wait until readings first..first+count-1 were all seen; raise saying which were not."""
         pending = set(range(first, first + count))
-        while True:
-            pending -= self.seen.keys()
-            if not pending:
-                return True
-            if time.monotonic() > deadline:
-                return False
-            await asyncio.sleep(0.01)
+
+        def all_seen() -> bool:
+            pending.difference_update(self.seen.keys())
+            return not pending
+
+        await wait_for(
+            all_seen,
+            timeout=timeout,
+            what=lambda: f"{what}: {len(pending)} of {count} readings, e.g. {sorted(pending)[:5]}",
+            interval=0.01,
+        )
+
+    async def count_seen(self, first: int, count: int, timeout: float) -> bool:
+        """As wait_seen, for a measurement: whether all came; those that did not count as lost."""
+        try:
+            await self.wait_seen(first, count, timeout, "measured")
+        except WaitTimeoutError:
+            return False
+        return True
 
 
 async def paced(count: int, rate: float, emit: Callable[[int], Awaitable[None] | None]) -> float:
@@ -183,19 +203,28 @@ class Scenario:
         self.tracker = Tracker()
         self.next_seq = 0
 
-    @property
-    def cpu_rate(self) -> float:
-        return self.settings.rate
+    def cpu_phase(self) -> tuple[float, int]:
+        """Readings per second, and how many, in the CPU phase."""
+        return self.settings.rate, self.settings.n
 
-    @property
-    def cpu_n(self) -> int:
-        return self.settings.n
+    def take(self, count: int) -> int:
+        """Reserve the next `count` sequence numbers; return the first."""
+        first = self.next_seq
+        self.next_seq += count
+        return first
 
     def extra_yaml(self) -> str:
         return ""
 
     def prepare(self, config_dir: Path) -> None:
         """Write files the configuration needs before Home Assistant starts."""
+
+    async def start(self) -> None:
+        """Start Home Assistant; have every state change reach the tracker."""
+        await self.ha.start()
+        ws = await self.ha.websocket()
+        ws.on_event = self.tracker.on_event
+        await ws.call("subscribe_events", event_type="state_changed")
 
     async def setup(self) -> None:
         """Create the config entries."""
@@ -236,16 +265,16 @@ class MqttScenario(Scenario):
         if register == "2":
             body: dict[str, Any] = {
                 "smarteo_payload_schema_version": 1,
-                "data_timestamp_utc": _ts(end),
-                "system_timestamp_utc": _ts(end + timedelta(seconds=1)),
+                "data_timestamp_utc": format_timestamp(end),
+                "system_timestamp_utc": format_timestamp(end + timedelta(seconds=1)),
                 "register_id": 2,
                 "meter_reading": float(value),
             }
         else:
             body = {
                 "smarteo_payload_schema_version": 2,
-                "measurement_start_timestamp_utc": _ts(end - timedelta(minutes=1)),
-                "measurement_end_timestamp_utc": _ts(end),
+                "measurement_start_timestamp_utc": format_timestamp(end - timedelta(minutes=1)),
+                "measurement_end_timestamp_utc": format_timestamp(end),
                 "register_id": int(register),
                 "value": float(value),
             }
@@ -254,11 +283,11 @@ class MqttScenario(Scenario):
     async def drive(self, first: int, count: int, rate: float) -> None:
         messages = [self.message(first + index) for index in range(count)]
         sent = self.tracker.sent
-        publish = self.env.publisher.publish
+        put = self.env.publisher.put
 
         def emit(index: int) -> None:
             sent[first + index] = time.monotonic()
-            publish(*messages[index])
+            put((messages[index],))
 
         if rate <= 0:
             for index in range(count):
@@ -267,11 +296,28 @@ class MqttScenario(Scenario):
         await paced(count, rate, emit)
 
     async def create_entities(self) -> None:
-        first = self.next_seq
+        first = self.take(self.per_cycle)
         await self.drive(first, self.per_cycle, 2000)
-        self.next_seq += self.per_cycle
-        if not await self.tracker.wait_seen(first, self.per_cycle, 60):
-            raise RuntimeError(f"{self.name}: warm-up readings did not all arrive")
+        await self.tracker.wait_seen(first, self.per_cycle, 60, f"{self.name} warm-up")
+
+    async def add_ainsite(self) -> None:
+        """Add the integration's subscription; return once its persistent session subscribed.
+
+        The config flow's own check subscribes too, as a clean session that is gone at once:
+        readings sent before the entry's session subscribed would be lost.
+        """
+        since = self.env.broker.log_size()
+        answers = ainsite_answers(
+            self.env.broker.plain_port,
+            MQTT_USER,
+            MQTT_PASSWORD,
+            self.customer,
+            SUBSCRIPTION,
+            tls=False,
+        )
+        await self.ha.config_flow("energy_telemetry", *answers)
+        topic_filter = subscription_filter(self.customer, SUBSCRIPTION)
+        await self.env.broker.await_subscribed(topic_filter, persistent=True, since=since)
 
 
 class AinsiteScenario(MqttScenario):
@@ -280,21 +326,7 @@ class AinsiteScenario(MqttScenario):
     name = "ainsite"
 
     async def setup(self) -> None:
-        broker = self.env.broker
-        await self.ha.config_flow(
-            "energy_telemetry",
-            {"next_step_id": "ainsite"},
-            {
-                "host": "127.0.0.1",
-                "port": broker.plain_port,
-                "tls": False,
-                "username": MQTT_USER,
-                "password": MQTT_PASSWORD,
-                "customer_id": self.customer,
-                "subscription_id": SUBSCRIPTION,
-            },
-        )
-        await asyncio.sleep(1.0)
+        await self.add_ainsite()
 
 
 class BaselineScenario(MqttScenario):
@@ -320,7 +352,6 @@ class BaselineScenario(MqttScenario):
             },
             sections={"other_settings": {"set_client_cert": False, "set_ca_cert": "off"}},
         )
-        await asyncio.sleep(1.0)
 
     def sensors_yaml(self) -> str:
         lines = ["sensor:"]
@@ -351,15 +382,13 @@ class BaselineScenario(MqttScenario):
 
     async def create_entities(self) -> None:
         (self.ha.config_dir / "bench_mqtt.yaml").write_text(self.sensors_yaml())
+        since = self.env.broker.log_size()
         before = await self.ha.sensor_count()
         await self.ha.call_service("mqtt", "reload", {})
-        want = before + self.per_cycle
-        deadline = time.monotonic() + 60
-        while await self.ha.sensor_count() < want:
-            if time.monotonic() > deadline:
-                raise RuntimeError("baseline: the YAML sensors did not appear")
-            await asyncio.sleep(0.2)
-        await asyncio.sleep(1.5)  # the MQTT client batches its subscriptions
+        await _wait_sensors(self.ha, before + self.per_cycle, "baseline: the YAML sensors")
+        # The MQTT client batches its subscriptions: readings go once the broker has them all.
+        for meter in range(self.settings.meters):
+            await self.env.broker.await_subscribed(self.topic(meter), since=since)
         await super().create_entities()
 
 
@@ -378,13 +407,8 @@ class NovacoreScenario(Scenario):
         self.model = SiteModel(SITE_ID, "Bench Home", speed=1.0, seed=7)
         self.base_ms = int(time.time() * 1000) - 86_400_000
 
-    @property
-    def cpu_rate(self) -> float:
-        return self.settings.novacore_rate
-
-    @property
-    def cpu_n(self) -> int:
-        return self.settings.novacore_n
+    def cpu_phase(self) -> tuple[float, int]:
+        return self.settings.novacore_rate, self.settings.novacore_n
 
     async def setup(self) -> None:
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -396,13 +420,9 @@ class NovacoreScenario(Scenario):
         )
         self.server.add_site(SITE_ID, "Bench Home", self.model.devices())
         token = self.server.issue_token(identity)
-        await self.ha.config_flow(
-            "energy_telemetry",
-            {"next_step_id": "novacore"},
-            {"api_url": self.server.url, "token": token},
-            {"site_id": SITE_ID},
-        )
-        await self.server.wait_for_streams(SITE_ID, 1, 30)
+        answers = novacore_answers(self.server.url, SITE_ID, {"token": token})
+        await self.ha.config_flow("energy_telemetry", *answers)
+        await self.server.wait_for_streams(SITE_ID, 1, 60)
 
     def frames(self, first: int, count: int) -> list[str]:
         frames: list[str] = []
@@ -431,6 +451,11 @@ class NovacoreScenario(Scenario):
         await paced(count, rate, emit)
 
     async def create_entities(self) -> None:
+        """The site's three DERs, and extra meters up to the entity count, each one numbered.
+
+        A DER's entities come with its first reading, all at once: once every DER's numbered
+        power was seen, every entity exists.
+        """
         first = self.next_seq
         frames = self.frames(first, 3)
         extra = max(0, math.ceil((self.settings.entities - 35) / NOVACORE_FIELDS_PER_METER))
@@ -438,16 +463,13 @@ class NovacoreScenario(Scenario):
         for number in range(extra):
             reading = dict(meter)
             reading["der_id"] = f"der-bench-x{number}"
-            reading["W"] = 1000.0 + number
+            reading["W"] = float(SEQ_BASE + first + 3 + number)
             frames.append(json.dumps(reading))
         for index, frame in enumerate(frames):
-            if index < 3:
-                self.tracker.sent[first + index] = time.monotonic()
+            self.tracker.sent[first + index] = time.monotonic()
             await self.server.push(SITE_ID, frame)
-        self.next_seq += 3
-        if not await self.tracker.wait_seen(first, 3, 60):
-            raise RuntimeError("novacore: warm-up readings did not all arrive")
-        await _wait_stable(self.ha)
+        self.next_seq += len(frames)
+        await self.tracker.wait_seen(first, len(frames), 60, "novacore warm-up")
 
     async def close(self) -> None:
         await self.server.stop()
@@ -464,13 +486,8 @@ class StatsScenario(MqttScenario):
         self.base_time = now - timedelta(days=3)
         self.per_cycle = settings.stats_meters
 
-    @property
-    def cpu_rate(self) -> float:
-        return self.settings.stats_rate
-
-    @property
-    def cpu_n(self) -> int:
-        return self.settings.stats_cycles * self.per_cycle
+    def cpu_phase(self) -> tuple[float, int]:
+        return self.settings.stats_rate, self.settings.stats_cycles * self.per_cycle
 
     def extra_yaml(self) -> str:
         return "recorder:\n"
@@ -480,19 +497,32 @@ class StatsScenario(MqttScenario):
         moment = self.base_time + cycle * STATS_INTERVAL
         body = {
             "smarteo_payload_schema_version": 1,
-            "data_timestamp_utc": _ts(moment),
-            "system_timestamp_utc": _ts(moment + timedelta(seconds=1)),
+            "data_timestamp_utc": format_timestamp(moment),
+            "system_timestamp_utc": format_timestamp(moment + timedelta(seconds=1)),
             "register_id": 2,
             "meter_reading": float(SEQ_BASE + seq),
         }
         return self.topic(meter), json.dumps(body).encode()
 
     async def setup(self) -> None:
-        await AinsiteScenario.setup(self)  # type: ignore[arg-type]
+        await self.add_ainsite()
+
+    async def rows_right(self, cycles: int, timeout: float = 120) -> bool:
+        """Whether the hourly rows come right (polled: an import may still be on its way)."""
+        try:
+            await poll(
+                lambda: self.check_rows(cycles),
+                timeout=timeout,
+                what="the hourly rows of meter 0",
+            )
+        except WaitTimeoutError as err:
+            print(f"bench:   {self.name}: {err}", file=sys.stderr)
+            return False
+        return True
 
     async def check_rows(self, cycles: int) -> bool:
         """Check meter 0's hourly rows: 4 readings per hour, each `meters` kWh above the last."""
-        listed = await self.ha.ws_call({"type": "recorder/list_statistic_ids"})
+        listed = await self.ha.call("recorder/list_statistic_ids")
         ours = {
             item["statistic_id"]: item
             for item in listed
@@ -506,14 +536,12 @@ class StatsScenario(MqttScenario):
         )
         if first is None or ours[first].get("statistics_unit_of_measurement") != "kWh":
             return False
-        answer = await self.ha.ws_call(
-            {
-                "type": "recorder/statistics_during_period",
-                "start_time": (self.base_time - timedelta(hours=1)).isoformat(),
-                "statistic_ids": [first],
-                "period": "hour",
-                "types": ["sum", "state"],
-            }
+        answer = await self.ha.call(
+            "recorder/statistics_during_period",
+            start_time=(self.base_time - timedelta(hours=1)).isoformat(),
+            statistic_ids=[first],
+            period="hour",
+            types=["sum", "state"],
         )
         rows = answer.get(first, [])
         hours = (cycles - 1) // 4
@@ -546,18 +574,13 @@ class FloorScenario(Scenario):
         await self.ha.config_flow("bench_floor")
 
     async def create_entities(self) -> None:
-        before = await self.ha.sensor_count()
         count = self.settings.entities
+        before = await self.ha.sensor_count()
         await self.ha.call_service("bench_floor", "create", {"count": count})
-        deadline = time.monotonic() + 60
-        while await self.ha.sensor_count() < before + count:
-            if time.monotonic() > deadline:
-                raise RuntimeError("floor: sensors did not appear")
-            await asyncio.sleep(0.2)
-        first = self.next_seq
+        await _wait_sensors(self.ha, before + count, "floor: the sensors")
+        first = self.take(count)
         await self.drive(first, count, 2000)
-        self.next_seq += count
-        await self.tracker.wait_seen(first, count, 60)
+        await self.tracker.wait_seen(first, count, 60, "floor warm-up")
 
     async def drive(self, first: int, count: int, rate: float) -> None:
         t0 = time.monotonic() + 0.05
@@ -582,52 +605,16 @@ SCENARIO_TYPES: dict[str, type[Scenario]] = {
 }
 
 
-async def _wait_stable(ha: HomeAssistantProcess, timeout: float = 60) -> None:
-    """Wait until the number of sensors stops changing."""
-    deadline = time.monotonic() + timeout
-    last, same = -1, 0
-    while same < 3 and time.monotonic() < deadline:
-        count = await ha.sensor_count()
-        same = same + 1 if count == last else 0
-        last = count
-        await asyncio.sleep(0.2)
+async def _wait_sensors(ha: HomeAssistantProcess, want: int, what: str) -> None:
+    """Wait until at least `want` sensors exist."""
 
+    async def there() -> bool:
+        return await ha.sensor_count() >= want
 
-def _ts(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    await poll(there, timeout=60, what=f"{what} ({want} sensors in all)", interval=0.2)
 
 
 # --- the shared environment ------------------------------------------------------------------
-
-
-class Publisher:
-    """A paho client publishing at QoS 1 from its own network thread (non-blocking publish)."""
-
-    def __init__(self, port: int, username: str, password: str) -> None:
-        import paho.mqtt.client as paho
-        from paho.mqtt.enums import CallbackAPIVersion
-
-        self.client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"bench-publisher-{uuid.uuid4().hex[:8]}",
-            protocol=paho.MQTTv311,
-        )
-        self.client.username_pw_set(username, password)
-        self.client.max_inflight_messages_set(1000)
-        self.client.max_queued_messages_set(0)
-        connected = threading.Event()
-        self.client.on_connect = lambda *_args: connected.set()
-        self.client.connect("127.0.0.1", port, keepalive=60)
-        self.client.loop_start()
-        if not connected.wait(10):
-            raise RuntimeError("publisher could not connect to mosquitto")
-
-    def publish(self, topic: str, payload: bytes) -> None:
-        self.client.publish(topic, payload, qos=1)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 @dataclass
@@ -637,8 +624,8 @@ class Environment:
     workdir: Path
     python: str
     template: Path
-    broker: Any
-    publisher: Publisher
+    broker: Mosquitto
+    publisher: MqttPublisher
 
 
 # --- measurements ----------------------------------------------------------------------------
@@ -693,20 +680,19 @@ async def _wait_registries_saved(ha: HomeAssistantProcess, since: float) -> None
     """Wait for the delayed save of the entity and device registries after new entities.
 
     Serialising them blocks the event loop for a while (~0.2 s with 1,000 entities), a one-off
-    that would otherwise land in the latency figures.
+    that would otherwise land in the latency figures. Each change delays a registry's save anew
+    (10 s); a device is registered before its entities, so once the entity registry was saved
+    the device registry's save (if it had one to do) has come too.
     """
-    storage = ha.config_dir / ".storage"
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        saved = True
-        for name in ("core.entity_registry", "core.device_registry"):
-            with contextlib.suppress(FileNotFoundError):
-                if (storage / name).stat().st_mtime < since:
-                    saved = False
-        if saved:
-            break
-        await asyncio.sleep(0.2)
-    await asyncio.sleep(0.5)
+    registry = ha.config_dir / ".storage" / "core.entity_registry"
+
+    def saved() -> bool:
+        with contextlib.suppress(FileNotFoundError):
+            return registry.stat().st_mtime >= since
+        return False
+
+    await wait_for(saved, timeout=60, what=f"{registry} saved after the new entities")
+    await asyncio.sleep(0.5)  # the write's own pause of the event loop is over
 
 
 async def measure_cpu(scenario: Scenario, result: Result) -> None:
@@ -715,23 +701,20 @@ async def measure_cpu(scenario: Scenario, result: Result) -> None:
     settings = scenario.settings
     # Warm-up traffic: the first full collection after 1,000 new entities pauses Home Assistant
     # for ~0.2 s, a one-off that belongs to start-up, not to the steady state measured here.
-    warm = min(scenario.cpu_n, settings.n)
-    first = scenario.next_seq
-    scenario.next_seq += warm
-    await scenario.drive(first, warm, scenario.cpu_rate * 2)
-    await tracker.wait_seen(first, warm, 30)
+    rate, count = scenario.cpu_phase()
+    warm = min(count, settings.n)
+    first = scenario.take(warm)
+    await scenario.drive(first, warm, rate * 2)
+    await tracker.wait_seen(first, warm, 60, f"{scenario.name} CPU warm-up")
     await asyncio.sleep(0.5)
-    cpu0 = cpu_seconds(ha.pid)
-    await asyncio.sleep(settings.idle_seconds)
-    idle_rate = (cpu_seconds(ha.pid) - cpu0) / settings.idle_seconds
-    first, count, rate = scenario.next_seq, scenario.cpu_n, scenario.cpu_rate
-    scenario.next_seq += count
+    idle_rate = await _idle_cpu_rate(ha, settings.idle_seconds)
+    first = scenario.take(count)
     writes0 = tracker.writes
     start = time.monotonic()
     profiler = _start_profiler(scenario, count / rate + 1)
     cpu_start = cpu_seconds(ha.pid)
     await scenario.drive(first, count, rate)
-    complete = await tracker.wait_seen(first, count, 10 + count / rate)
+    complete = await tracker.count_seen(first, count, 10 + count / rate)
     end = max((tracker.seen.get(seq, 0.0) for seq in range(first, first + count)), default=start)
     cpu_end = cpu_seconds(ha.pid)
     end = max(end, start + 1e-3) if complete else time.monotonic()
@@ -778,8 +761,7 @@ async def measure_ramp(scenario: Scenario, result: Result, rates: tuple[int, ...
     window = scenario.settings.ramp_seconds
     for rate in rates:
         count = max(10, int(rate * window))
-        first = scenario.next_seq
-        scenario.next_seq += count
+        first = scenario.take(count)
         start = time.monotonic() + 0.01
         samples: list[float] = []
 
@@ -801,7 +783,7 @@ async def measure_ramp(scenario: Scenario, result: Result, rates: tuple[int, ...
         with contextlib.suppress(asyncio.CancelledError):
             await sampler
         lag_mid = samples[len(samples) // 2] if samples else 0.0
-        complete = await tracker.wait_seen(first, count, 10)
+        complete = await tracker.count_seen(first, count, 10)
         ok = complete and lag_end < 1.0 and lag_end - lag_mid < 0.5
         result.ramp.append((rate, lag_mid, lag_end, ok))
         if not ok:
@@ -810,40 +792,51 @@ async def measure_ramp(scenario: Scenario, result: Result, rates: tuple[int, ...
         await asyncio.sleep(0.3)
 
 
-async def _wait_recorder_idle(ha: HomeAssistantProcess, timeout: float = 60) -> None:
-    """Wait until the recorder's queue stays empty (its imports and commits are done)."""
-    deadline = time.monotonic() + timeout
+async def _wait_recorder_idle(ha: HomeAssistantProcess, timeout: float = 120) -> None:
+    """Wait until the recorder's queue is empty three times in a row (imports, commits done)."""
     empty = 0
-    while empty < 3 and time.monotonic() < deadline:
-        info = await ha.ws_call({"type": "recorder/info"})
-        empty = empty + 1 if info.get("backlog") == 0 else 0
-        await asyncio.sleep(0.2)
+    backlog: Any = None
+
+    async def idle() -> bool:
+        nonlocal empty, backlog
+        backlog = (await ha.call("recorder/info")).get("backlog")
+        empty = empty + 1 if backlog == 0 else 0
+        return empty >= 3
+
+    await poll(
+        idle, timeout=timeout, what=lambda: f"an empty recorder queue ({backlog})", interval=0.2
+    )
+
+
+async def _idle_cpu_rate(ha: HomeAssistantProcess, seconds: float) -> float:
+    """Return the CPU seconds per second Home Assistant uses with nothing sent to it."""
+    before = cpu_seconds(ha.pid)
+    await asyncio.sleep(seconds)
+    return (cpu_seconds(ha.pid) - before) / seconds
 
 
 async def measure_statistics(scenario: StatsScenario, result: Result) -> None:
     """CPU per reading of the readings and of the hourly rows they close, imports included."""
     ha, tracker, settings = scenario.ha, scenario.tracker, scenario.settings
     meters = scenario.per_cycle
+    rate, count = scenario.cpu_phase()
     if settings.stats_warmup:
         # One more cycle, its rows imported (the first flush after a start is the largest).
-        first = scenario.next_seq
-        await scenario.drive(first, meters, scenario.cpu_rate)
-        scenario.next_seq += meters
-        await tracker.wait_seen(first, meters, 60)
+        first = scenario.take(meters)
+        await scenario.drive(first, meters, rate)
+        await tracker.wait_seen(first, meters, 60, f"{scenario.name} warm-up cycle")
         await asyncio.sleep(STATS_FLUSH_WAIT)
     await _wait_recorder_idle(ha)
     await asyncio.sleep(settings.idle_seconds)
-    cpu0 = cpu_seconds(ha.pid)
-    await asyncio.sleep(settings.idle_seconds)
-    idle_rate = (cpu_seconds(ha.pid) - cpu0) / settings.idle_seconds
-    first, count = scenario.next_seq, scenario.cpu_n
-    scenario.next_seq += count
+    idle_rate = await _idle_cpu_rate(ha, settings.idle_seconds)
+    first = scenario.take(count)
     writes0 = tracker.writes
     start = time.monotonic()
     cpu_start, loop_start = cpu_seconds(ha.pid), thread_cpu_seconds(ha.pid)
-    await scenario.drive(first, count, scenario.cpu_rate)
-    complete = await tracker.wait_seen(first, count, 30 + count / scenario.cpu_rate)
-    await asyncio.sleep(STATS_FLUSH_WAIT)  # the rows those readings closed are imported
+    await scenario.drive(first, count, rate)
+    complete = await tracker.count_seen(first, count, 30 + count / rate)
+    # The rows those readings closed are imported within the window (rows_right checks them).
+    await asyncio.sleep(STATS_FLUSH_WAIT)
     await _wait_recorder_idle(ha)
     cpu_end, loop_end = cpu_seconds(ha.pid), thread_cpu_seconds(ha.pid)
     elapsed = time.monotonic() - start
@@ -860,7 +853,7 @@ async def measure_statistics(scenario: StatsScenario, result: Result) -> None:
     result.p99_ms = _percentile(latencies, 0.99)
     result.sustained = math.nan
     if scenario.name == "stats_on":
-        result.rows_ok = await scenario.check_rows(scenario.next_seq // meters)
+        result.rows_ok = await scenario.rows_right(scenario.next_seq // meters)
 
 
 async def run_statistics_scenario(
@@ -870,15 +863,13 @@ async def run_statistics_scenario(
     scenario = SCENARIO_TYPES[name](settings, env, tag)
     assert isinstance(scenario, StatsScenario)
     config_dir = copy_template(env.template, env.workdir / tag)
-    ha = HomeAssistantProcess(env.python, config_dir, scenario.extra_yaml())
+    ha = bench_process(env.python, config_dir, scenario.extra_yaml())
     scenario.ha = ha
     result = Result()
     gc.collect()
     gc.disable()
     try:
-        await ha.start()
-        await ha.connect_ws()
-        ha.on_event = scenario.tracker.on_event
+        await scenario.start()
         await scenario.setup()
         before = await ha.sensor_count()
         await scenario.create_entities()
@@ -906,7 +897,7 @@ async def run_scenario(env: Environment, settings: Settings, name: str, repeat: 
     scenario = SCENARIO_TYPES[name](settings, env, tag)
     config_dir = copy_template(env.template, env.workdir / tag)
     scenario.prepare(config_dir)
-    ha = HomeAssistantProcess(env.python, config_dir, scenario.extra_yaml())
+    ha = bench_process(env.python, config_dir, scenario.extra_yaml())
     scenario.ha = ha
     result = Result()
     clock = time.monotonic()
@@ -922,9 +913,7 @@ async def run_scenario(env: Environment, settings: Settings, name: str, repeat: 
     gc.collect()
     gc.disable()
     try:
-        await ha.start()
-        await ha.connect_ws()
-        ha.on_event = scenario.tracker.on_event
+        await scenario.start()
         step("started")
         await scenario.setup()
         step("set up")
@@ -1129,16 +1118,16 @@ def parse_args(argv: list[str] | None = None) -> Settings:
 
 
 async def main_async(settings: Settings) -> str:
-    from tests.mosquitto import Mosquitto
-
     started = time.monotonic()
-    python = os.environ.get("BENCH_HA_PYTHON") or default_python()
+    python = os.environ.get("BENCH_HA_PYTHON") or sys.executable
     with tempfile.TemporaryDirectory(prefix="energy-telemetry-bench-") as tmp:
         workdir = Path(tmp)
         broker = Mosquitto(workdir / "broker")
         broker.add_user(MQTT_USER, MQTT_PASSWORD, patterns=["meters/outbound/#"])
         broker.start()
-        publisher = Publisher(broker.plain_port, broker.admin_username, broker.admin_password)
+        # Non-blocking puts from the paced senders; a wide window keeps the ramps flowing.
+        publisher = broker.publisher(window=1000)
+        publisher.start()
         try:
             template = await make_template(python, workdir)
             env = Environment(workdir, python, template, broker, publisher)
@@ -1148,7 +1137,7 @@ async def main_async(settings: Settings) -> str:
                     print(f"bench: {name} #{repeat + 1}", file=sys.stderr, flush=True)
                     results[name].append(await run_scenario(env, settings, name, repeat))
         finally:
-            publisher.close()
+            await publisher.stop()
             broker.stop()
     return report(settings, results, time.monotonic() - started)
 

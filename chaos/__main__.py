@@ -26,8 +26,8 @@ def main() -> int:
         os.environ[REPORT_ENV] = str(report)
         code = pytest.main(
             [
-                str(root / "tests" / "test_chaos.py"),
-                str(root / "tests" / "test_chaos_statistics.py"),
+                str(root / "tests" / "tools" / "test_chaos.py"),
+                str(root / "tests" / "tools" / "test_chaos_statistics.py"),
                 "-q",
                 "-p",
                 "no:randomly",

@@ -23,9 +23,8 @@ import logging
 import math
 import random
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import EVENT_STATE_CHANGED
@@ -33,7 +32,10 @@ from homeassistant.core import Event, EventStateChangedData, HomeAssistant, call
 from homeassistant.helpers import entity_registry as er
 
 from custom_components.energy_telemetry.ainsite.coordinator import AinsiteCoordinator
-from simulator.novacore_server import NovacoreServer
+from simulator.ainsite_publisher import Message, MqttPublisher
+from simulator.flows import setup_novacore
+from simulator.novacore_server import NovacoreServer, private_key_pem
+from simulator.wait import WaitTimeoutError, wait_for
 from simulator.wire import LEGACY
 
 from .fuzz_inputs import (
@@ -47,7 +49,7 @@ from .fuzz_inputs import (
     Input,
     NovacoreFeed,
 )
-from .harness import Outgoing, QueuedPublisher, setup_ainsite, setup_novacore, wait_for
+from .harness import UPSTREAM_LOGGER_NAME, AinsitePeer
 from .oracle import (
     LIMIT_KEYS,
     STALE_S,
@@ -57,9 +59,6 @@ from .oracle import (
     canonical,
 )
 from .report import ScenarioResult
-
-if TYPE_CHECKING:
-    from tests.mosquitto import Mosquitto
 
 SHORT_COUNT = 2000
 SHORT_SEED = 20261121
@@ -71,19 +70,12 @@ LONG_RUN = 20_000
 """From this many inputs on, every DER with counters must have its sign decided by the end."""
 WAIT_S = 60.0
 _INTEGRATION_LOGGER = "custom_components.energy_telemetry"
-_UPSTREAM_LOGGER = "chaos.upstream"
 
 
 @dataclass(frozen=True, slots=True)
-class FuzzSetup:
+class FuzzSetup(AinsitePeer):
     """The peers and the size of one campaign."""
 
-    hass: HomeAssistant
-    broker: Mosquitto
-    username: str
-    password: str
-    customer_id: str
-    subscription_id: str
     count: int
     seed: int
     batch: int = BATCH
@@ -101,7 +93,7 @@ class _LogWatch(logging.Handler):
         self.decisions: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.name.startswith(_UPSTREAM_LOGGER):
+        if record.name.startswith(UPSTREAM_LOGGER_NAME):
             return  # the upstream publisher stands for the service, outside Home Assistant
         if record.levelno >= logging.ERROR or record.exc_info:
             self.errors.append(f"{record.levelname} {record.name}: {record.getMessage()[:300]}")
@@ -251,14 +243,6 @@ def _frame(data: bytes) -> bytes:
     return b"".join(b"data: " + line + b"\n" for line in data.split(b"\n")) + b"\n"
 
 
-def _key_pem(key: Ed25519PrivateKey) -> str:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-
-
 def _truth(feed: NovacoreFeed) -> dict[str, int]:
     """The wire factor of each DER: -1 for the legacy wire's battery and meter."""
     ids = feed.model.der_ids
@@ -305,12 +289,7 @@ async def run(setup: FuzzSetup) -> ScenarioResult:
         (0.3 * ainsite_mean, 1.7 * ainsite_mean),
     )
     ainsite_oracle = AinsiteOracle()
-    publisher = QueuedPublisher(
-        setup.broker.plain_port,
-        setup.broker.admin_username,
-        setup.broker.admin_password,
-        window=100,
-    )
+    publisher = setup.upstream(window=100)
     tally = _Tally()
     published = 0
     with _watch_log() as log, _record_mqtt() as delivered, _record_changes(hass) as changes:
@@ -323,16 +302,9 @@ async def run(setup: FuzzSetup) -> ScenarioResult:
                 )
                 site.server.add_site(site.feed.site_id, site.feed.model.name, site.feed.devices)
                 site.entry = await setup_novacore(
-                    hass, site.server, site.feed.site_id, _key_pem(key)
+                    hass, site.server, site.feed.site_id, private_key_pem(key)
                 )
-            ainsite_entry = await setup_ainsite(
-                hass,
-                setup.broker.tls_port,
-                setup.username,
-                setup.password,
-                setup.customer_id,
-                setup.subscription_id,
-            )
+            ainsite_entry = await setup.add_entry()
             publisher.start()
             streams = {source: iter(site.feed) for source, site in sites.items()} | {
                 AINSITE: iter(ainsite_feed)
@@ -379,17 +351,17 @@ async def run(setup: FuzzSetup) -> ScenarioResult:
 
 
 async def _send(
-    sites: dict[str, _Site], publisher: QueuedPublisher, batch: list[Input], tally: _Tally
+    sites: dict[str, _Site], publisher: MqttPublisher, batch: list[Input], tally: _Tally
 ) -> int:
     """Push a batch: one write per site, the MQTT messages queued in order; return published."""
     frames: dict[str, list[bytes]] = {source: [] for source in sites}
-    messages: list[Outgoing] = []
+    messages: list[Message] = []
     for item in batch:
         tally.sent[(item.source, item.kind)] += 1
         if item.source == AINSITE:
             assert item.topic is not None
             key = (item.topic, str(publisher.publishes + len(messages)), time.monotonic())
-            messages.append(Outgoing(item.topic, item.data, key))
+            messages.append(Message(item.topic, item.data, key))
         else:
             frames[item.source].append(_frame(item.data))
     for source, site in sites.items():
@@ -416,7 +388,10 @@ async def _settle(
             for site in sites.values()
         )
 
-    if not await wait_for(arrived, WAIT_S, 0.005):
+    try:
+        await wait_for(arrived, timeout=WAIT_S, what="every input of the batch", interval=0.005)
+    except WaitTimeoutError:
+        # The campaign stops after this batch, saying which inputs never arrived.
         missing = {AINSITE: published - len(delivered)}
         for source, site in sites.items():
             assert site.entry is not None

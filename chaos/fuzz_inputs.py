@@ -1,6 +1,6 @@
 """Fuzz inputs for both services: valid readings of every wire variant, and mutations of them.
 
-Shared by the property-based tests (`tests/test_fuzz.py`) and the fuzz campaign
+Shared by the property-based tests (`tests/protocol/test_parser_properties.py`, `tests/integration/test_fuzzed_payloads.py`) and the fuzz campaign
 (`scripts/chaos --fuzz N`, `chaos/fuzz.py`). The campaign's feeds are plain `random.Random`
 generators: seeded, reproducible and fast (a hypothesis example costs too much for 100,000).
 
@@ -18,7 +18,7 @@ No Home Assistant imports: the generators know nothing of what the integration w
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 import json
@@ -84,7 +84,7 @@ DER_IDS: Final = {
     "inverter": "der-inv",
     "v2x_charger": "der-evc",
 }
-"""The DER ids of `tests/test_novacore_ders.DEVICES`."""
+"""The DER ids of `tests/data/devices.json`."""
 
 
 def valid_v1(value: Any = 123.456, ts: Any = "2024-11-21T12:00:00Z") -> dict[str, Any]:
@@ -407,7 +407,32 @@ def _value_slots(wire: dict[str, Any]) -> list[tuple[Any, Any]]:
     return slots
 
 
-class NovacoreFeed:
+class _Feed:
+    """Inputs forever: a reading held back (to arrive late) goes once it is released."""
+
+    def __init__(self) -> None:
+        self._out: deque[Input] = deque()
+        self._held: dict[Hashable, Input] = {}
+
+    def __iter__(self) -> Iterator[Input]:
+        """Inputs forever."""
+        while True:
+            if self._out:
+                yield self._out.popleft()
+                continue
+            yield self._next()
+
+    def _next(self) -> Input:
+        raise NotImplementedError
+
+    def _release(self, key: Hashable) -> None:
+        """Send what was held back under `key` next."""
+        held = self._held.pop(key, None)
+        if held is not None:
+            self._out.append(held)
+
+
+class NovacoreFeed(_Feed):
     """Inputs for one Novacore site on one wire: a site model's readings, mutated now and then."""
 
     def __init__(
@@ -419,6 +444,7 @@ class NovacoreFeed:
         step_seconds: tuple[float, float],
     ) -> None:
         """Prepare a site model starting at `start`, advanced by a random step per round."""
+        super().__init__()
         self.source = source
         self.wire = LEGACY if source == NOVACORE_LEGACY else DOCUMENTED
         self.rng = rng
@@ -432,8 +458,6 @@ class NovacoreFeed:
         )
         self.devices = self.model.devices()
         self._queue: deque[dict[str, Any]] = deque()
-        self._out: deque[Input] = deque()
-        self._held: dict[str, Input] = {}
         self._repeats = _Repeats(rng)
         self.now_ms = start.timestamp() * 1000.0
 
@@ -448,14 +472,6 @@ class NovacoreFeed:
             Input(self.source, VALID, encode(self._plain_wire(reading)))
             for reading in self.model.readings()
         ]
-
-    def __iter__(self) -> Iterator[Input]:
-        """Inputs forever."""
-        while True:
-            if self._out:
-                yield self._out.popleft()
-                continue
-            yield self._next()
 
     # --- readings ---------------------------------------------------------------------------
 
@@ -559,11 +575,6 @@ class NovacoreFeed:
         result = self._emit_valid(data, kind) if kind == VALID else Input(self.source, kind, data)
         self._release(der)
         return result
-
-    def _release(self, der: str) -> None:
-        held = self._held.pop(der, None)
-        if held is not None:
-            self._out.append(held)
 
     def _mutate(self, kind: str, wire: dict[str, Any]) -> None:
         """Mutate a rendered reading in place."""
@@ -676,7 +687,7 @@ class _Meter:
     moment: datetime
 
 
-class AinsiteFeed:
+class AinsiteFeed(_Feed):
     """Inputs for one Ainsite subscription: meters with a total and interval registers."""
 
     def __init__(
@@ -689,6 +700,7 @@ class AinsiteFeed:
         meters: int = 4,
     ) -> None:
         """Prepare `meters` meters whose clocks start at `start`."""
+        super().__init__()
         self.rng = rng
         self.customer_id = customer_id
         self.subscription_id = subscription_id
@@ -698,8 +710,6 @@ class AinsiteFeed:
             for index in range(1, meters + 1)
         ]
         self._queue: deque[tuple[_Meter, dict[str, Any]]] = deque()
-        self._out: deque[Input] = deque()
-        self._held: dict[tuple[str, str], Input] = {}
         self._repeats: dict[str, _Repeats] = {}
 
     def topic(self, meter_id: str) -> str:
@@ -713,14 +723,6 @@ class AinsiteFeed:
             meter, payload = self._payload()
             inputs.append(Input(AINSITE, VALID, encode(payload), self.topic(meter.meter_id)))
         return inputs
-
-    def __iter__(self) -> Iterator[Input]:
-        """Inputs forever."""
-        while True:
-            if self._out:
-                yield self._out.popleft()
-                continue
-            yield self._next()
 
     def _round(self) -> None:
         rng = self.rng
@@ -807,9 +809,7 @@ class AinsiteFeed:
         data = encode(payload, indent=4 if rng.random() < 0.3 else None)
         if kind == VALID:
             self._repeats.setdefault(meter.meter_id, _Repeats(rng)).add(data)
-        held = self._held.pop(key, None)
-        if held is not None:
-            self._out.append(held)
+        self._release(key)
         return Input(AINSITE, kind, data, topic)
 
     def _mutate(self, kind: str, payload: dict[str, Any]) -> None:

@@ -1,9 +1,14 @@
-"""Building blocks of the scenarios: entries set up through the real flow, recorders, publishers."""
+"""Building blocks of the scenarios: recorders of what reached Home Assistant, sources, waits.
+
+The peers (broker, publisher, Novacore server) and the set-up through the real config flow come
+from simulator/. The rule: a scenario's waits read live state, and a wait that times out fails
+the scenario saying what was still missing (`expect`), so the table shows why.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 import contextlib
 from dataclasses import dataclass, field
 import itertools
@@ -11,22 +16,23 @@ import logging
 import math
 import time
 from typing import TYPE_CHECKING, Any
-import uuid
 
-import aiomqtt
-from homeassistant.config_entries import ConfigEntry, ConfigEntryState
+from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
-from homeassistant.data_entry_flow import FlowResultType
 
 from custom_components.energy_telemetry.ainsite.coordinator import AinsiteCoordinator
-from custom_components.energy_telemetry.const import DOMAIN
 from custom_components.energy_telemetry.novacore.coordinator import NovacoreCoordinator
 from custom_components.energy_telemetry.protocol.ainsite import parse_payload, parse_topic
-from custom_components.energy_telemetry.protocol.ainsite.client import _guard_socket_registration
 from custom_components.energy_telemetry.protocol.novacore import DerReading
+from simulator.ainsite_publisher import MqttPublisher
+from simulator.flows import setup_ainsite
+from simulator.wait import WaitTimeoutError
+
+from .report import ScenarioResult
 
 if TYPE_CHECKING:
+    from simulator.broker import Mosquitto
     from simulator.novacore_server import NovacoreServer
 
 NON_VALUES = frozenset({"unavailable", "unknown"})
@@ -40,71 +46,52 @@ _UPSTREAM_LOGGER = logging.getLogger(UPSTREAM_LOGGER_NAME)
 DELIVERY_TIMEOUT = 300.0
 
 
-async def wait_for(
-    predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02
-) -> bool:
-    """Wait until predicate() is truthy; return False on timeout instead of raising."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(interval)
+async def expect(result: ScenarioResult, wait: Awaitable[object]) -> bool:
+    """Await a wait; if it times out, fail the scenario saying what was missing.
+
+    Returns whether it held: the scenario goes on to measure what it can, and its row says why
+    it failed.
+    """
+    try:
+        await wait
+    except WaitTimeoutError as err:
+        result.failures.append(str(err))
+        return False
     return True
 
 
+@dataclass(frozen=True, slots=True)
+class AinsitePeer:
+    """A Home Assistant, the broker, and the account an Ainsite entry of the scenarios uses."""
+
+    hass: HomeAssistant
+    broker: Mosquitto
+    username: str
+    password: str
+    customer_id: str
+    subscription_id: str
+
+    async def add_entry(self) -> ConfigEntry[Any]:
+        """Add the subscription through the real config flow (TLS); return once connected."""
+        return await setup_ainsite(
+            self.hass,
+            self.broker.tls_port,
+            self.username,
+            self.password,
+            self.customer_id,
+            self.subscription_id,
+        )
+
+    def upstream(self, window: int = 20) -> MqttPublisher:
+        """Return the upstream service's publisher: the admin on the plain listener, queued.
+
+        A short ack timeout: a publish the broker does not acknowledge within 2 s is sent again
+        on a new connection (QoS 1 allows it), which a broker restart needs.
+        """
+        return self.broker.publisher(window=window, timeout=2, logger=_UPSTREAM_LOGGER)
+
+
 # --- entries ----------------------------------------------------------------------------------
-
-
-async def setup_novacore(
-    hass: HomeAssistant, server: NovacoreServer, site_id: str, private_key_pem: str
-) -> ConfigEntry[Any]:
-    """Add a Novacore site through the real config flow and wait for its stream."""
-    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": "user"})
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {"next_step_id": "novacore"}
-    )
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {"api_url": server.url, "private_key": private_key_pem}
-    )
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], {"site_id": site_id})
-    assert result["type"] is FlowResultType.CREATE_ENTRY, result
-    await hass.async_block_till_done()
-    entry: ConfigEntry[Any] = result["result"]
-    assert entry.state is ConfigEntryState.LOADED
-    await server.wait_for_streams(site_id, 1)
-    return entry
-
-
-async def setup_ainsite(
-    hass: HomeAssistant,
-    port: int,
-    username: str,
-    password: str,
-    customer_id: str,
-    subscription_id: str | None,
-) -> ConfigEntry[Any]:
-    """Add an Ainsite subscription through the real config flow and wait for the session."""
-    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": "user"})
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {"next_step_id": "ainsite"}
-    )
-    data: dict[str, Any] = {
-        "host": "127.0.0.1",
-        "port": port,
-        "tls": True,
-        "username": username,
-        "password": password,
-        "customer_id": customer_id,
-    }
-    if subscription_id:
-        data["subscription_id"] = subscription_id
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], data)
-    assert result["type"] is FlowResultType.CREATE_ENTRY, result
-    await hass.async_block_till_done()
-    entry: ConfigEntry[Any] = result["result"]
-    assert entry.state is ConfigEntryState.LOADED
-    assert await wait_for(lambda: entry.runtime_data.connected, 60)
-    return entry
 
 
 def tune_novacore(
@@ -137,11 +124,39 @@ def as_number(state: str | None) -> float | None:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class Final:
+    """The last number an entity showed, its unit, and whether only the log still held it."""
+
+    value: float | None
+    unit: str | None
+    stale: bool
+
+
+def final_value(hass: HomeAssistant, log: StateLog, entity_id: str) -> Final:
+    """Return the last number an entity showed.
+
+    A total goes unavailable when its source falls silent (a DER is stale after a minute by
+    design): a scenario that stopped sending checks the value the integration last held, from
+    its log of state changes, not the unavailable its own silence caused.
+    """
+    state = hass.states.get(entity_id)
+    shown = None if state is None else as_number(state.state)
+    if state is not None and shown is not None:
+        return Final(shown, state.attributes.get("unit_of_measurement"), stale=False)
+    held = log.values(entity_id)
+    if state is not None and state.state == "unavailable" and held:
+        return Final(held[-1], log.units.get(entity_id), stale=True)
+    return Final(None, None, stale=False)
+
+
 @dataclass(slots=True)
 class StateLog:
     """Every state_changed of the integration's sensors, with the monotonic time it happened."""
 
     changes: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
+    units: dict[str, str | None] = field(default_factory=dict)
+    """Entity id -> the unit of its last numeric state."""
     non_numeric: list[tuple[str, str]] = field(default_factory=list)
     unavailable_spells: int = 0
 
@@ -202,6 +217,8 @@ def record_states(hass: HomeAssistant, prefix: str = "sensor.") -> Iterator[Stat
             number = as_number(new.state)
             if number is None or not math.isfinite(number):
                 log.non_numeric.append((entity_id, new.state))
+            else:
+                log.units[entity_id] = new.attributes.get("unit_of_measurement")
 
     unsub = hass.bus.async_listen(EVENT_STATE_CHANGED, _changed)
     try:
@@ -257,23 +274,24 @@ def record_deliveries() -> Iterator[Deliveries]:
 # --- an SSE source ----------------------------------------------------------------------------
 
 
+@dataclass(slots=True)
 class SsePusher:
-    """Pushes numbered meter readings to a site: W is the sequence number, the total grows."""
+    """Pushes numbered meter readings to a site: W is the sequence number, the total grows.
 
-    def __init__(
-        self, server: NovacoreServer, site_id: str, der_id: str, start_ms: int, period: float
-    ) -> None:
-        """Prepare; start() pushes every period seconds until stop()."""
-        self.server = server
-        self.site_id = site_id
-        self.der_id = der_id
-        self.start_ms = start_ms
-        self.period = period
-        self.seq = 0
-        self.sent: dict[int, float] = {}
-        """Sequence number -> monotonic time it was pushed."""
-        self.paused = False
-        self._task: asyncio.Task[None] | None = None
+    start() pushes one every `period` seconds until stop(); push_next() pushes one now.
+    """
+
+    server: NovacoreServer
+    site_id: str
+    der_id: str
+    period: float = 0.05
+    start_ms: int = field(default_factory=lambda: int(time.time() * 1000) - 10**8)
+    """The first reading's timestamp: in the past, so that none is ever from the future."""
+    seq: int = 0
+    sent: dict[int, float] = field(default_factory=dict)
+    """Sequence number -> monotonic time it was pushed."""
+    paused: bool = False
+    _task: asyncio.Task[None] | None = None
 
     def event(self, seq: int, **extra: Any) -> dict[str, Any]:
         """Return reading number seq."""
@@ -315,128 +333,14 @@ class SsePusher:
             self._task = None
 
 
-# --- an MQTT source ---------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Outgoing:
-    """One message the upstream service must deliver, with the reading it carries."""
-
-    topic: str
-    payload: bytes
-    key: tuple[str, str, float]
-
-
-class QueuedPublisher:
-    """Publishes at QoS 1 from a local queue like the upstream service: nothing is dropped.
-
-    A message leaves the queue only once the broker acknowledged it; while the broker is down the
-    queue grows and is sent in order when it returns (messages in flight at a failure are sent
-    again, which is QoS 1's at-least-once).
-    """
-
-    def __init__(self, port: int, username: str, password: str, window: int = 20) -> None:
-        """Prepare; start() connects."""
-        self.port = port
-        self.username = username
-        self.password = password
-        self.window = window
-        self.queue: list[Outgoing] = []
-        self.acked: dict[tuple[str, str, float], float] = {}
-        """Key -> monotonic time of the first acknowledgement."""
-        self.enqueued_at: dict[tuple[str, str, float], float] = {}
-        self.publishes = 0
-        self.reconnects = 0
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._client_id = f"chaos-upstream-{uuid.uuid4().hex[:8]}"
-
-    def put(self, messages: list[Outgoing]) -> None:
-        """Queue messages for publishing."""
-        now = time.monotonic()
-        for message in messages:
-            self.enqueued_at.setdefault(message.key, now)
-        self.queue.extend(messages)
-        self._wake.set()
-
-    def start(self) -> None:
-        """Publish in the background."""
-        self._task = asyncio.create_task(self._run())
-
-    @property
-    def idle(self) -> bool:
-        """Whether everything queued was acknowledged."""
-        return not self.queue
-
-    async def drain(self, timeout: float) -> bool:
-        """Wait until the queue is empty."""
-        return await wait_for(lambda: self.idle, timeout)
-
-    async def _run(self) -> None:
-        while True:
-            client = aiomqtt.Client(
-                "127.0.0.1",
-                self.port,
-                username=self.username,
-                password=self.password,
-                identifier=self._client_id,
-                protocol=aiomqtt.ProtocolVersion.V311,
-                max_inflight_messages=self.window,
-                timeout=2,
-                logger=_UPSTREAM_LOGGER,
-            )
-            # A full window is expected here, not a warning.
-            client.pending_calls_threshold = max(client.pending_calls_threshold, self.window)
-            # aiomqtt's own writer registration can reach a socket a broker restart closed and
-            # raise EBADF in the event loop: guard it as the integration does.
-            _guard_socket_registration(client)
-            try:
-                async with client:
-                    await self._publish(client)
-            except (aiomqtt.MqttError, OSError, TimeoutError):
-                self.reconnects += 1
-                await asyncio.sleep(0.1)
-            finally:
-                # aiomqtt keeps the reason of a lost connection in a future nobody reads.
-                disconnected = client._disconnected  # noqa: SLF001
-                if disconnected.done() and not disconnected.cancelled():
-                    disconnected.exception()
-
-    async def _publish(self, client: aiomqtt.Client) -> None:
-        while True:
-            if not self.queue:
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            batch = self.queue[: self.window]
-            self.publishes += len(batch)
-            results = await asyncio.gather(
-                *(client.publish(m.topic, m.payload, qos=1) for m in batch),
-                return_exceptions=True,
-            )
-            done = 0
-            now = time.monotonic()
-            for message, outcome in zip(batch, results, strict=True):
-                if isinstance(outcome, BaseException):
-                    break
-                self.acked.setdefault(message.key, now)
-                done += 1
-            del self.queue[:done]
-            failed = next((r for r in results if isinstance(r, BaseException)), None)
-            if failed is not None:
-                raise failed
-
-    async def stop(self) -> None:
-        """Stop publishing."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-
 class Timings:
-    """The reconnect timings of a run: shorter than the integration's, so faults fit in minutes."""
+    """The timings of a run: shorter than the integration's, so faults fit in minutes.
+
+    The long run (scripts/chaos, `full`) holds the tight bounds. The test suite runs on busy CI
+    machines, where the scheduler, not the integration, decides how soon a process gets to run:
+    `slack` allows that much more on a measured reconnect or recovery, and every other target
+    holds exactly.
+    """
 
     __slots__ = ()
     full: bool
@@ -453,10 +357,15 @@ class Timings:
 
     @property
     def slack(self) -> float:
-        """Seconds a busy machine may add to a measured reconnect or recovery.
-
-        scripts/chaos (full) holds the tight bounds. The test suite runs on busy CI machines,
-        where the scheduler, not the integration, decides how soon a process gets to run: it
-        allows this much more, and still holds every other target exactly.
-        """
+        """Seconds a busy machine may add to a measured reconnect or recovery."""
         return 0.0 if self.full else 15.0
+
+    @property
+    def read_timeout(self) -> float:
+        """Stream read timeout used (the integration's default is 120 s)."""
+        return 2.0 if self.full else 1.0
+
+    @property
+    def hold(self) -> float:
+        """How long a fault lasts."""
+        return 8.0 if self.full else 2.0

@@ -9,33 +9,30 @@ from datetime import UTC, datetime, timedelta
 import math
 import random
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 
 from custom_components.energy_telemetry.const import DOMAIN
-from simulator.ainsite_publisher import meter_topic, payload_v1
+from simulator.ainsite_publisher import Message, MqttPublisher, meter_topic, payload_v1
+from simulator.wait import wait_for
 
 from .harness import (
     DELIVERY_TIMEOUT,
+    AinsitePeer,
     Deliveries,
-    Outgoing,
-    QueuedPublisher,
     StateLog,
     Timings,
     as_number,
+    expect,
+    final_value,
     record_deliveries,
     record_states,
-    setup_ainsite,
     tune_ainsite,
-    wait_for,
 )
 from .report import ScenarioResult
-
-if TYPE_CHECKING:
-    from tests.mosquitto import Mosquitto
 
 MARGIN = 1.0
 """Seconds allowed on top of the backoff cap for a TLS connection, a subscription and a message."""
@@ -52,41 +49,32 @@ class Fleet:
     clock: datetime
     step: timedelta = timedelta(seconds=15)
     totals: dict[str, float] = field(default_factory=dict)
-    last_timestamp: dict[str, float] = field(default_factory=dict)
     rng: random.Random = field(default_factory=lambda: random.Random(7))
 
-    def message(self, meter: str, total: float, moment: datetime) -> Outgoing:
+    def message(self, meter: str, total: float, moment: datetime) -> Message:
         """Return the v1 message of one reading."""
         moment = moment.replace(microsecond=0)
-        return Outgoing(
+        return Message(
             meter_topic(self.customer_id, self.subscription_id, meter),
             payload_v1(total, moment),
             (meter, REGISTER, moment.timestamp() * 1000.0),
         )
 
-    def cycle(self) -> list[Outgoing]:
+    def cycle(self) -> list[Message]:
         """Advance every meter by one step; return their readings."""
         self.clock += self.step
         messages = []
         for meter in self.meters:
             total = round(self.totals.get(meter, 1000.0) + self.rng.uniform(0.001, 0.5), 3)
             self.totals[meter] = total
-            message = self.message(meter, total, self.clock)
-            self.last_timestamp[meter] = message.key[2]
-            messages.append(message)
+            messages.append(self.message(meter, total, self.clock))
         return messages
 
 
 @dataclass(frozen=True, slots=True)
-class MqttSetup(Timings):
+class MqttSetup(AinsitePeer, Timings):
     """The peer, the account and the timings of one run."""
 
-    hass: HomeAssistant
-    broker: Mosquitto
-    username: str
-    password: str
-    customer_id: str
-    subscription_id: str
     full: bool
 
     def fleet(self, count: int) -> Fleet:
@@ -95,22 +83,13 @@ class MqttSetup(Timings):
         meters = [f"mtr-{index:02d}" for index in range(1, count + 1)]
         return Fleet(self.customer_id, self.subscription_id, meters, start)
 
-    def publisher(self) -> QueuedPublisher:
-        """Return an upstream publisher (admin account, plain listener)."""
-        return QueuedPublisher(
-            self.broker.plain_port, self.broker.admin_username, self.broker.admin_password
-        )
+    def publisher(self) -> MqttPublisher:
+        """Return the upstream service's publisher."""
+        return self.upstream()
 
     async def entry(self) -> ConfigEntry[Any]:
         """Set up the subscription through the flow and shorten its backoff."""
-        entry = await setup_ainsite(
-            self.hass,
-            self.broker.tls_port,
-            self.username,
-            self.password,
-            self.customer_id,
-            self.subscription_id,
-        )
+        entry = await self.add_entry()
         tune_ainsite(entry, self.initial, self.cap)
         return entry
 
@@ -153,11 +132,44 @@ def first_fresh(deliveries: Deliveries, moment: float) -> float | None:
     return None
 
 
+def mismatched_totals(
+    hass: HomeAssistant, log: StateLog, entities: dict[str, str], totals: dict[str, float]
+) -> list[str]:
+    """Return each meter whose last shown total is not the source's, as text."""
+    mismatched = []
+    for meter, total in totals.items():
+        shown = final_value(hass, log, entities.get(meter, "")).value
+        if shown is None or not math.isclose(shown, total, abs_tol=1e-9):
+            mismatched.append(f"{meter}: HA {shown} != source {total}")
+    return mismatched
+
+
+async def delivered(
+    result: ScenarioResult, publisher: MqttPublisher, deliveries: Deliveries
+) -> bool:
+    """Wait until the broker acknowledged everything and all of it reached the integration."""
+
+    def undelivered() -> set[Any]:
+        return set(publisher.acked) - deliveries.mqtt_keys()
+
+    return await expect(result, publisher.drain(DELIVERY_TIMEOUT)) and await expect(
+        result,
+        wait_for(
+            lambda: not undelivered(),
+            timeout=DELIVERY_TIMEOUT,
+            what=lambda: (
+                f"{len(undelivered())} acknowledged readings delivered to the "
+                f"integration, e.g. {sorted(undelivered())[:3]}"
+            ),
+        ),
+    )
+
+
 def evaluate(
     result: ScenarioResult,
     setup: MqttSetup,
     fleet: Fleet,
-    publisher: QueuedPublisher,
+    publisher: MqttPublisher,
     deliveries: Deliveries,
     log: StateLog,
     *,
@@ -174,15 +186,8 @@ def evaluate(
     entities = total_entities(hass, setup.customer_id, fleet.meters)
     result.duplicates_applied = applied_twice(log, list(entities.values()))
     result.backwards = max(0, len(log.backwards(list(entities.values()))) - resets)
-    wrong = len(delivered - sent) + len(log.non_numeric)
-    mismatched = []
-    for meter, total in fleet.totals.items():
-        state = hass.states.get(entities.get(meter, ""))
-        shown = None if state is None else as_number(state.state)
-        if shown is None or not math.isclose(shown, total, abs_tol=1e-9):
-            mismatched.append(f"{meter}: HA {shown} != source {total}")
-    wrong += len(mismatched)
-    result.wrong = wrong
+    mismatched = mismatched_totals(hass, log, entities, fleet.totals)
+    result.wrong = len(delivered - sent) + len(log.non_numeric) + len(mismatched)
     if mismatched:
         result.notes.append("final totals differ: " + "; ".join(mismatched[:5]))
     if result.lost:
@@ -205,7 +210,7 @@ def coordinator_note(entry: ConfigEntry[Any]) -> str:
 
 
 async def _generate(
-    publisher: QueuedPublisher, fleet: Fleet, period: float, stop: asyncio.Event
+    publisher: MqttPublisher, fleet: Fleet, period: float, stop: asyncio.Event
 ) -> None:
     while not stop.is_set():
         publisher.put(fleet.cycle())
@@ -238,20 +243,31 @@ async def under_load(
         connects = old.connects
         fault_end, entry = await inject(entry)
         connection = entry.runtime_data.connection
-        await wait_for(
-            lambda: (
-                connection.connected and (connection is not old or connection.connects > connects)
+        if await expect(
+            result,
+            wait_for(
+                lambda: (
+                    connection.connected
+                    and (connection is not old or connection.connects > connects)
+                ),
+                timeout=setup.cap + 20,
+                what="the MQTT session up again after the fault",
             ),
-            setup.cap + 20,
+        ):
+            result.reconnect_s = round(time.monotonic() - fault_end, 2)
+        await expect(
+            result,
+            wait_for(
+                lambda: first_fresh(deliveries, fault_end) is not None,
+                timeout=setup.cap + 20,
+                what="a reading not delivered before the fault",
+            ),
         )
-        result.reconnect_s = round(time.monotonic() - fault_end, 2)
-        await wait_for(lambda: first_fresh(deliveries, fault_end) is not None, setup.cap + 20)
         result.recovery_s = first_fresh(deliveries, fault_end)
         await asyncio.sleep(settle)
         stop.set()
         await generator
-        await publisher.drain(DELIVERY_TIMEOUT)
-        await wait_for(lambda: set(publisher.acked) <= deliveries.mqtt_keys(), DELIVERY_TIMEOUT)
+        await delivered(result, publisher, deliveries)
         await publisher.stop()
         await hass.async_block_till_done()
         evaluate(result, setup, fleet, publisher, deliveries, log)
@@ -334,7 +350,7 @@ async def _sequence(
     name: str,
     fault: str,
     fleet: Fleet,
-    messages: list[Outgoing],
+    messages: list[Message],
     *,
     resets: int = 0,
 ) -> tuple[ScenarioResult, StateLog, ConfigEntry[Any]]:
@@ -346,9 +362,16 @@ async def _sequence(
         entry = await setup.entry()
         publisher.start()
         publisher.put(messages)
-        await publisher.drain(DELIVERY_TIMEOUT)
         expected = len(messages)
-        await wait_for(lambda: len(deliveries.mqtt) >= expected, DELIVERY_TIMEOUT)
+        await expect(result, publisher.drain(DELIVERY_TIMEOUT))
+        await expect(
+            result,
+            wait_for(
+                lambda: len(deliveries.mqtt) >= expected,
+                timeout=DELIVERY_TIMEOUT,
+                what=lambda: f"{expected - len(deliveries.mqtt)} of {expected} messages delivered",
+            ),
+        )
         await publisher.stop()
         await hass.async_block_till_done()
         evaluate(result, setup, fleet, publisher, deliveries, log, resets=resets)

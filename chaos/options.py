@@ -12,7 +12,7 @@ FUZZ_ENV = "CHAOS_FUZZ"
 """Number of inputs of the fuzz campaign (unset: the test suite's short run)."""
 SEED_ENV = "CHAOS_SEED"
 """Seed of the fuzz campaign (unset: the test suite's fixed seed)."""
-FUZZ_TEST = "tests/test_chaos_fuzz.py"
+FUZZ_TEST = "tests/tools/test_chaos_fuzz.py"
 
 USAGE = """usage: scripts/chaos [--fuzz N [--seed S]] [pytest arguments]
 

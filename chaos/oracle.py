@@ -160,6 +160,14 @@ def _stored(key: str) -> Spec:
     return Spec(key, watt_hours=True)
 
 
+STORAGE: Final[dict[str, Spec]] = {
+    "total_charge_Wh": _total("energy_charged"),
+    "total_discharge_Wh": _total("energy_discharged"),
+    "upper_limit_W": Spec("charge_limit", signed=True),
+    "lower_limit_W": Spec("discharge_limit", _neg, signed=True),
+    "rated_power_W": Spec("rated_power"),
+}
+"""What a battery and an EV charger (the car behind it) share: energy in and out, the limits."""
 CONTRACT: Final[dict[str, dict[str, Spec]]] = {
     "pv": {
         "W": Spec("power", _neg, signed=True),
@@ -174,16 +182,12 @@ CONTRACT: Final[dict[str, dict[str, Spec]]] = {
         "SoC_nom_fract": Spec("state_of_charge", _pct),
         "V": Spec("voltage"),
         "A": Spec("current", _neg, signed=True),
-        "total_charge_Wh": _total("energy_charged"),
-        "total_discharge_Wh": _total("energy_discharged"),
+        **STORAGE,
         "temperature_C": Spec("temperature"),
         "heatsink_C": Spec("heatsink_temperature"),
         "available_charge_Wh": _stored("available_charge_energy"),
         "available_discharge_Wh": _stored("available_discharge_energy"),
-        "upper_limit_W": Spec("charge_limit", signed=True),
-        "lower_limit_W": Spec("discharge_limit", _neg, signed=True),
         "SoH_fract": Spec("state_of_health", _pct),
-        "rated_power_W": Spec("rated_power"),
         "capacity_kWh": Spec("capacity"),
         "capacity_Wh": Spec("capacity", _kilo),
         "min_soc_fract": Spec("min_state_of_charge", _pct),
@@ -222,11 +226,7 @@ CONTRACT: Final[dict[str, dict[str, Spec]]] = {
         "ev_min_energy_req_Wh": _stored("minimum_energy_request"),
         "session_charge_Wh": _total("session_energy_charged"),
         "session_discharge_Wh": _total("session_energy_discharged"),
-        "total_charge_Wh": _total("energy_charged"),
-        "total_discharge_Wh": _total("energy_discharged"),
-        "upper_limit_W": Spec("charge_limit", signed=True),
-        "lower_limit_W": Spec("discharge_limit", _neg, signed=True),
-        "rated_power_W": Spec("rated_power"),
+        **STORAGE,
         "max_charge_power_W": Spec("max_charge_power"),
         "max_discharge_power_W": Spec("max_discharge_power"),
         "capacity_Wh": Spec("vehicle_capacity", _kilo),

@@ -21,7 +21,10 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.helpers.recorder import get_instance
 from homeassistant.util import slugify
 
-from .harness import Outgoing, record_deliveries, record_states, wait_for
+from simulator.ainsite_publisher import Message, MqttPublisher
+from simulator.wait import wait_for
+
+from .harness import record_deliveries, record_states
 from .mqtt import MqttSetup, coordinator_note, evaluate
 from .report import ScenarioResult
 
@@ -49,7 +52,7 @@ class HourlyFleet:
         """Return the meter ids."""
         return self.fleet.meters
 
-    def hours(self, count: int) -> list[Outgoing]:
+    def hours(self, count: int) -> list[Message]:
         """Return the readings of the next `count` hours (the first call includes the start)."""
         messages = []
         end = self._clock + timedelta(hours=count)
@@ -96,16 +99,24 @@ async def _hourly_sums(
     return result
 
 
+async def _parsed(entry: ConfigEntry[Any], count: int, what: str) -> None:
+    """Wait until the entry has parsed `count` readings in all."""
+    stats = entry.runtime_data.stats
+    await wait_for(
+        lambda: stats.accepted >= count,
+        timeout=120,
+        what=lambda: f"{count - stats.accepted} {what} parsed by the entry",
+    )
+
+
 async def _deliver(
-    setup: MqttSetup, entry: ConfigEntry[Any], publisher: Any, messages: list[Outgoing]
+    entry: ConfigEntry[Any], publisher: MqttPublisher, messages: list[Message]
 ) -> None:
     """Publish, and wait until the entry parsed all of them."""
     before = entry.runtime_data.stats.accepted
     publisher.put(messages)
-    await publisher.drain(60)
-    assert await wait_for(
-        lambda: entry.runtime_data.stats.accepted >= before + len(messages), 120
-    ), "the entry did not parse every published reading"
+    await publisher.drain(120)
+    await _parsed(entry, before + len(messages), "published readings")
 
 
 async def ha_down_6h(setup: MqttSetup) -> ScenarioResult:
@@ -125,24 +136,29 @@ async def ha_down_6h(setup: MqttSetup) -> ScenarioResult:
     with record_deliveries() as deliveries, record_states(hass) as log:
         entry = await setup.entry()
         publisher.start()
-        await _deliver(setup, entry, publisher, fleet.hours(UP_BEFORE))
+        await _deliver(entry, publisher, fleet.hours(UP_BEFORE))
         # Home Assistant goes down: whatever it had is imported, then readings queue upstream.
         client_id = entry.runtime_data.connection.client_id
         assert await hass.config_entries.async_unload(entry.entry_id)
         queued = fleet.hours(DOWN)
         publisher.put(queued)
-        await publisher.drain(60)
+        await publisher.drain(120)
         # It comes back with the same client id: the queue arrives in one burst.
         assert await hass.config_entries.async_setup(entry.entry_id)
         assert entry.runtime_data.connection.client_id == client_id
-        assert await wait_for(lambda: entry.runtime_data.stats.accepted >= len(queued), 120)
+        await _parsed(entry, len(queued), "readings queued while Home Assistant was down")
         # The upstream sends the last queued hour again (QoS 1 allows it): nothing may change.
-        await _deliver(setup, entry, publisher, queued[-4 * count :])
-        await _deliver(setup, entry, publisher, fleet.hours(UP_AFTER))
+        await _deliver(entry, publisher, queued[-4 * count :])
+        await _deliver(entry, publisher, fleet.hours(UP_AFTER))
         importer = entry.runtime_data.statistics
         assert importer is not None
-        assert await wait_for(
-            lambda: all(feed.series.seeded for feed in importer.feeds.values()), 120
+        await wait_for(
+            lambda: all(feed.series.seeded for feed in importer.feeds.values()),
+            timeout=120,
+            what=lambda: (
+                f"{sum(not f.series.seeded for f in importer.feeds.values())} statistic"
+                " series seeded"
+            ),
         )
         importer.async_flush()
         await get_instance(hass).async_block_till_done()

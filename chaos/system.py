@@ -1,4 +1,9 @@
-"""The whole system: a day of a site with 3 DERs and 10 Ainsite meters, with random faults."""
+"""The whole system: a day of a site with 5 DERs and 10 Ainsite meters, with random faults.
+
+The rule of its final check: every total the integration held at the end equals the source's.
+The DERs go stale a minute after the last reading (by design): a total that went unavailable
+because the scenario stopped sending is checked by the last value it showed.
+"""
 
 from __future__ import annotations
 
@@ -14,16 +19,17 @@ from typing import Any
 from homeassistant.config_entries import ConfigEntry
 
 from simulator.model import SiteModel
+from simulator.wait import wait_for
 
 from .harness import (
     DELIVERY_TIMEOUT,
-    as_number,
+    expect,
+    final_value,
     record_deliveries,
     record_states,
     tune_ainsite,
-    wait_for,
 )
-from .mqtt import MqttSetup, applied_twice, total_entities
+from .mqtt import MqttSetup, applied_twice, delivered, mismatched_totals, total_entities
 from .report import ScenarioResult
 from .sse import SseSetup, prepare
 
@@ -138,13 +144,27 @@ async def run(setup: SystemSetup) -> ScenarioResult:
             delivered_keys.update((r.der_id, r.timestamp) for _, r in new if r.der_id)
             return len(sent_sse) - len(delivered_keys)
 
+        def undelivered_sse() -> set[tuple[str, float]]:
+            """The events pushed and not delivered, read now."""
+            behind()
+            return sent_sse - delivered_keys
+
         for index in range(steps):
             # The server replays at most 1000 events after a reconnect; 1000 events are 2.8 hours
             # at this site's real rate but a few seconds here, so the source waits when the
             # client is that far behind instead of overrunning the window.
             if behind() > 900:
                 pause = time.monotonic()
-                await wait_for(lambda: behind() <= 300, DELIVERY_TIMEOUT)
+                await expect(
+                    result,
+                    wait_for(
+                        lambda: behind() <= 300,
+                        timeout=DELIVERY_TIMEOUT,
+                        what=lambda: (
+                            f"the SSE client within 300 events of the source ({behind()} behind)"
+                        ),
+                    ),
+                )
                 throttled += time.monotonic() - pause
             for reading in model.step(step.total_seconds()):
                 last_reading[reading["der_id"]] = reading
@@ -161,26 +181,29 @@ async def run(setup: SystemSetup) -> ScenarioResult:
             await asyncio.sleep(0.01)
         sim_end = time.monotonic()
         await asyncio.gather(*background)
-        await publisher.drain(DELIVERY_TIMEOUT)
-        await wait_for(lambda: set(publisher.acked) <= deliveries.mqtt_keys(), DELIVERY_TIMEOUT)
-        delivered_sse = {
-            (reading.der_id, reading.timestamp) for _, reading in deliveries.sse if reading.der_id
-        }
-        await wait_for(lambda: sent_sse <= delivered_sse, DELIVERY_TIMEOUT)
+        await delivered(result, publisher, deliveries)
+        await expect(
+            result,
+            wait_for(
+                lambda: not undelivered_sse(),
+                timeout=DELIVERY_TIMEOUT,
+                what=lambda: (
+                    f"{len(undelivered_sse())} SSE events delivered, e.g. "
+                    f"{sorted(undelivered_sse())[:3]} (stream connected: "
+                    f"{nova.runtime_data.stream.connected})"
+                ),
+            ),
+        )
+        settled = time.monotonic()
         await publisher.stop()
         await hass.async_block_till_done()
 
         # --- Ainsite: every reading reached the integration; totals equal the source's.
         sent = set(publisher.acked)
-        delivered = deliveries.mqtt_keys()
-        lost_mqtt = len(sent - delivered)
+        delivered_mqtt = deliveries.mqtt_keys()
+        lost_mqtt = len(sent - delivered_mqtt)
         entities = total_entities(hass, mq.customer_id, fleet.meters)
-        wrong = []
-        for meter, total in fleet.totals.items():
-            state = hass.states.get(entities.get(meter, ""))
-            shown = None if state is None else as_number(state.state)
-            if shown is None or not math.isclose(shown, total, abs_tol=1e-9):
-                wrong.append(f"{meter}: HA {shown} != {total}")
+        wrong = mismatched_totals(hass, log, entities, fleet.totals)
         mqtt_totals = list(entities.values())
 
         # --- Novacore: every pushed event reached it; every total equals the model's.
@@ -190,7 +213,7 @@ async def run(setup: SystemSetup) -> ScenarioResult:
         lost_sse = len(sent_sse - delivered_sse)
         sse_totals = []
         coordinator = nova.runtime_data
-        checked = 0
+        checked = stale = 0
         for der_id, reading in last_reading.items():
             group = coordinator.data[der_id]
             for field, binding in group.fields.items():
@@ -199,23 +222,22 @@ async def run(setup: SystemSetup) -> ScenarioResult:
                     continue
                 if field.startswith("session_"):
                     # An EV charger's session counters restart with each session by design
-                    # (tests/test_novacore_ders.py covers them); the other totals never go back.
+                    # (tests/integration/test_novacore_der_types.py covers them); the other totals never go back.
                     continue
                 sse_totals.append(point.entity.entity_id)
                 source = float(reading[field])
-                state = hass.states.get(point.entity.entity_id)
-                shown = None if state is None else as_number(state.state)
-                unit = None if state is None else state.attributes.get("unit_of_measurement")
+                final = final_value(hass, log, point.entity.entity_id)
                 checked += 1
-                if shown is None or not math.isclose(
-                    shown * _unit_factor(unit), source, rel_tol=1e-9
+                stale += final.stale
+                if final.value is None or not math.isclose(
+                    final.value * _unit_factor(final.unit), source, rel_tol=1e-9
                 ):
-                    wrong.append(f"{der_id} {field}: HA {shown} {unit} != {source} Wh")
+                    wrong.append(f"{der_id} {field}: HA {final.value} {final.unit} != {source} Wh")
 
         result.sent = len(sent) + len(sent_sse)
-        result.recorded = len(sent & delivered) + len(sent_sse & delivered_sse)
+        result.recorded = len(sent & delivered_mqtt) + len(sent_sse & delivered_sse)
         result.lost = lost_mqtt + lost_sse
-        result.duplicates_delivered = len(deliveries.mqtt) - len(delivered)
+        result.duplicates_delivered = len(deliveries.mqtt) - len(delivered_mqtt)
         result.duplicates_applied = applied_twice(log, mqtt_totals + sse_totals)
         moves = log.backwards(mqtt_totals + sse_totals)
         allowed = [move for move in moves if move[0] == entities.get(reset_meter)]
@@ -224,7 +246,7 @@ async def run(setup: SystemSetup) -> ScenarioResult:
         result.check(len(allowed) == 1, f"meter reset shown {len(allowed)} times, expected 1")
         if wrong:
             result.notes.append("wrong totals: " + "; ".join(wrong[:5]))
-        for key in sorted(sent - delivered)[:5]:
+        for key in sorted(sent - delivered_mqtt)[:5]:
             acked = publisher.acked[key] - started
             result.notes.append(
                 f"lost MQTT reading {key}: acknowledged by the broker {acked:.1f} s into the run;"
@@ -240,7 +262,9 @@ async def run(setup: SystemSetup) -> ScenarioResult:
         result.notes.append(
             f"final totals equal the source's: {len(fleet.totals) + checked - len(wrong)}/"
             f"{len(fleet.totals) + checked} ({checked} Novacore, {len(fleet.totals)} Ainsite); "
-            f"lost SSE {lost_sse}, lost MQTT {lost_mqtt}"
+            f"lost SSE {lost_sse}, lost MQTT {lost_mqtt}; all delivered {settled - sim_end:.1f} s"
+            f" after the last push; {stale} Novacore totals had gone stale (unavailable) and"
+            " were checked by the last value they showed"
         )
         result.notes.append(
             f"SSE: {coordinator.stream.stats.connects} connects; MQTT: "

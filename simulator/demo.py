@@ -4,7 +4,8 @@ Starts a Novacore server fed by the site model, a mosquitto broker fed by the Ai
 and a real Home Assistant; onboards it through its own API, adds both sources through the
 integration's config flow over REST, sends both a past day of readings the way live data comes
 (the backfill), sets up the energy dashboard, and keeps everything running until Ctrl-C or
-SIGTERM. Everything started is stopped on the way out.
+SIGTERM. The rule: everything started is stopped on the way out, and a start-up wait that times
+out stops the demo saying what was missing.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import asyncio
 import base64
 from collections.abc import Awaitable, Callable, Iterable
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 import importlib.util
 import json
@@ -24,23 +25,22 @@ from pathlib import Path
 import secrets
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from typing import Any
 
-import aiohttp
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from . import broker
 from .ainsite_publisher import BACKFILL_INTERVAL, DEFAULT_METERS, PublisherStats, run_publisher
-from .broker import free_port, password_hash, port_is_free
+from .broker import Mosquitto
 from .cli import DEFAULT_STATE_FILE, DEMO_PASSWORD, DEMO_USERNAME, REPO_ROOT, demo_parser
+from .flows import ainsite_answers, novacore_answers
+from .homeassistant import HassError, HassWebSocket, HomeAssistantProcess
 from .model import SiteModel, run_site
-from .novacore_server import NovacoreServer
+from .novacore_server import NovacoreServer, private_key_pem
+from .processes import port_is_free
+from .wait import WaitTimeoutError, poll
 from .wire import DOCUMENTED
 
 _LOGGER = logging.getLogger("simulator.demo")
@@ -58,12 +58,14 @@ BACKFILL_HOURS = 24
 """The past hours both sources send at start-up, a reading every 15 minutes."""
 BACKFILL_TIMEOUT = 180.0
 """Seconds to wait for the integration to import the backfilled hours as statistics."""
+ENTITIES_TIMEOUT = 60.0
+"""Seconds to wait for the integration's sensors to show values."""
 
 # Home Assistant integrations the demo configures, on top of those Home Assistant always loads.
 CONFIGURED_INTEGRATIONS = ("api", "config", "energy", "history", "logbook", "recorder", "search")
-# Config entries the onboarding's core-config step creates by itself; they need the internet.
+# Config entries the onboarding's core-config step creates by itself, in the background, at any
+# moment after it; they need the internet. The demo removes each one when it appears.
 ONBOARDING_EXTRAS = ("google_translate", "met", "radio_browser", "shopping_list")
-# Mosquitto 2.0's "$7$" password hash: PBKDF2-SHA512 with this many iterations.
 
 
 class DemoError(Exception):
@@ -71,16 +73,6 @@ class DemoError(Exception):
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def find_mosquitto() -> str:
-    """Return the path of the mosquitto binary."""
-    try:
-        return broker.find_mosquitto()
-    except FileNotFoundError:
-        raise DemoError(
-            "mosquitto is not installed (apt-get install mosquitto, or run scripts/demo)"
-        ) from None
 
 
 def local_time_zone() -> str:
@@ -132,141 +124,8 @@ def loaded_integrations() -> set[str]:
     }
 
 
-def _die_with_parent() -> None:
-    """In a child process: get SIGTERM when the demo dies, even by SIGKILL (Linux)."""
-    with contextlib.suppress(Exception):
-        import ctypes  # noqa: PLC0415 - only in the child, between fork and exec
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 def _say(message: str) -> None:
     print(f"[demo] {message}", file=sys.stderr, flush=True)  # noqa: T201
-
-
-# --------------------------------------------------------------------------- child processes
-
-
-class Child:
-    """A child process in its own process group, stopped with the whole group."""
-
-    def __init__(self, name: str, args: list[str], log_path: Path, **kwargs: Any) -> None:
-        """Prepare the command; start() runs it."""
-        self.name = name
-        self.args = args
-        self.log_path = log_path
-        self.kwargs = kwargs
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int | None:
-        """Return the process id."""
-        return None if self.process is None else self.process.pid
-
-    @property
-    def running(self) -> bool:
-        """Return whether the process is alive."""
-        return self.process is not None and self.process.poll() is None
-
-    def start(self) -> None:
-        """Start the process in a new session, output to the log file."""
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(  # noqa: S603 - our own fixed commands
-                self.args,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
-                **self.kwargs,
-            )
-
-    def log_tail(self, lines: int = 40) -> str:
-        """Return the end of the process's output."""
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    async def stop(self, timeout: float) -> None:
-        """SIGTERM the process group, wait, then SIGKILL what is left."""
-        process = self.process
-        if process is None:
-            return
-        pgid = process.pid
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pgid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                await asyncio.to_thread(process.wait, timeout)
-        # The group may hold helpers of the main process: they go too.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
-        if process.poll() is None:
-            await asyncio.to_thread(process.wait)
-
-
-# --------------------------------------------------------------------------- Home Assistant APIs
-
-
-class HassError(DemoError):
-    """Home Assistant answered a request with an error."""
-
-
-class HassWebSocket:
-    """A minimal client of Home Assistant's websocket API."""
-
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        """Wrap an authenticated connection."""
-        self._ws = ws
-        self._id = 0
-
-    @classmethod
-    @contextlib.asynccontextmanager
-    async def connect(
-        cls, session: aiohttp.ClientSession, base_url: str, token: str
-    ) -> Any:  # an async context manager yielding HassWebSocket
-        """Connect and authenticate."""
-        async with session.ws_connect(f"{base_url}/api/websocket", max_msg_size=0) as ws:
-            hello = await ws.receive_json()
-            if hello.get("type") != "auth_required":
-                raise HassError(f"unexpected websocket greeting: {hello}")
-            await ws.send_json({"type": "auth", "access_token": token})
-            answer = await ws.receive_json()
-            if answer.get("type") != "auth_ok":
-                raise HassError(f"websocket authentication failed: {answer}")
-            yield cls(ws)
-
-    async def call(self, message_type: str, **payload: Any) -> Any:
-        """Send a command and return its result."""
-        self._id += 1
-        message_id = self._id
-        await self._ws.send_json({"id": message_id, "type": message_type, **payload})
-        while True:
-            answer = await self._ws.receive_json()
-            if answer.get("id") != message_id or answer.get("type") != "result":
-                continue
-            if not answer.get("success"):
-                raise HassError(f"{message_type} failed: {answer.get('error')}")
-            return answer.get("result")
-
-
-async def _request(
-    session: aiohttp.ClientSession,
-    method: str,
-    url: str,
-    *,
-    token: str | None = None,
-    json_body: Any = None,
-    form: dict[str, str] | None = None,
-) -> Any:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with session.request(method, url, headers=headers, json=json_body, data=form) as resp:
-        text = await resp.text()
-        if resp.status >= 400:
-            raise HassError(f"{method} {url} answered {resp.status}: {text[:500]}")
-        return json.loads(text) if text else None
 
 
 # --------------------------------------------------------------------------- the demo
@@ -299,8 +158,8 @@ class Demo:
     own_config_dir: bool = field(init=False, default=False)
     run_dir: Path = field(init=False)
     novacore: NovacoreServer | None = None
-    mosquitto: Child | None = None
-    hass: Child | None = None
+    mosquitto: Mosquitto | None = None
+    hass: HomeAssistantProcess | None = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     mqtt_password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     key: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
@@ -320,15 +179,6 @@ class Demo:
     def base_url(self) -> str:
         """Return Home Assistant's URL."""
         return f"http://127.0.0.1:{self.options.port}"
-
-    @property
-    def private_key_pem(self) -> str:
-        """Return the demo identity's private key as the config flow takes it."""
-        return self.key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ).decode()
 
     # ------------------------------------------------------------ start
 
@@ -351,31 +201,27 @@ class Demo:
             self.backfill_end = datetime.fromtimestamp(now - now % BACKFILL_INTERVAL, UTC)
         await self._start_novacore()
         self._start_mosquitto()
-        self._write_configuration()
-        self._start_hass()
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
-            await self._wait_for_hass(session)
-            token = await self._onboard(session)
-            async with HassWebSocket.connect(session, self.base_url, token) as ws:
-                self.token = await ws.call(
-                    "auth/long_lived_access_token", client_name="Energy Telemetry demo", lifespan=30
-                )
-                await self._set_core_config(ws)
-                await self._remove_onboarding_extras(session, token)
-                await self._add_novacore(session, token)
-                if options.backfill:
-                    await self._backfill_novacore()
-                await self._add_ainsite(session, token)
-                self._start_publisher()
-                _say("waiting for the integration's sensors")
-                unique_ids = await self._find_entities(ws)
-                self.statistics = statistic_ids(unique_ids)
-                await self._set_energy_prefs(ws)
-                if options.backfill:
-                    # A live reading of every meter came through: the entry's session is
-                    # subscribed, and the past day goes the same way.
-                    self.backfill_gate.set()
-                    await self._wait_for_backfill(ws)
+        hass = await self._start_hass()
+        await hass.onboard(DEMO_NAME, DEMO_USERNAME, DEMO_PASSWORD)
+        _say(f"onboarded: user {DEMO_USERNAME!r}")
+        self.token = await hass.long_lived_token("Energy Telemetry demo", 30)
+        ws = await hass.websocket()
+        await self._remove_onboarding_extras(hass, ws)
+        await self._set_core_config(ws)
+        await self._add_novacore(hass)
+        if options.backfill:
+            await self._backfill_novacore()
+        await self._add_ainsite(hass)
+        self._start_publisher()
+        _say("waiting for the integration's sensors")
+        unique_ids = await self._find_entities(ws)
+        self.statistics = statistic_ids(unique_ids)
+        await self._set_energy_prefs(ws)
+        if options.backfill:
+            # A live reading of every meter came through: the entry's session is
+            # subscribed, and the past day goes the same way.
+            self.backfill_gate.set()
+            await self._wait_for_backfill(ws)
 
     def _prepare_config_dir(self) -> None:
         requested = self.options.config_dir
@@ -390,11 +236,6 @@ class Demo:
                     "the demo needs a new or empty directory"
                 )
             self.config_dir.mkdir(parents=True, exist_ok=True)
-        custom = self.config_dir / "custom_components"
-        custom.mkdir(exist_ok=True)
-        link = custom / DOMAIN
-        if not link.exists():
-            link.symlink_to(INTEGRATION_DIR, target_is_directory=True)
 
     async def _start_novacore(self) -> None:
         server = NovacoreServer(wire=self.options.wire)
@@ -439,9 +280,9 @@ class Demo:
         assert end is not None
         try:
             await server.wait_for_streams(SITE_ID, timeout=60)
-        except TimeoutError:
+        except WaitTimeoutError as err:
             raise DemoError(
-                f"the integration did not open the Novacore stream:\n{self._hass_log_tail()}"
+                f"the integration did not open the Novacore stream ({err}):\n{self._log_tail()}"
             ) from None
         count = 0
         for readings in model.past_readings(end.astimezone(), BACKFILL_INTERVAL):
@@ -455,51 +296,16 @@ class Demo:
         )
 
     def _start_mosquitto(self) -> None:
-        broker_dir = self.run_dir / "mosquitto"
-        (broker_dir / "persistence").mkdir(parents=True)
-        port = self.options.mqtt_port or free_port()
-        self.options.mqtt_port = port
-        password_file = broker_dir / "passwd"
-        password_file.write_text(f"{MQTT_USERNAME}:{password_hash(self.mqtt_password)}\n")
-        password_file.chmod(0o600)
-        acl_file = broker_dir / "acl"
-        acl_file.write_text(
-            f"user {MQTT_USERNAME}\ntopic readwrite meters/outbound/{CUSTOMER_ID}/#\n"
-        )
-        lines = [
-            # A root broker drops to the mosquitto user, which cannot read a private temp dir.
-            "user root" if os.geteuid() == 0 else "",
-            "per_listener_settings false",
-            "allow_anonymous false",
-            f"password_file {password_file}",
-            f"acl_file {acl_file}",
-            "persistence true",
-            f"persistence_location {broker_dir / 'persistence'}/",
-            "autosave_interval 10",
-            # The past day arrives as one burst: let the session queue all of it.
-            "max_queued_messages 10000",
-            "log_dest stdout",
-            "log_type error",
-            "log_type warning",
-            "log_type notice",
-            f"listener {port} 127.0.0.1",
-            "",
-        ]
-        config = broker_dir / "mosquitto.conf"
-        config.write_text("\n".join(lines))
-        child = Child("mosquitto", [find_mosquitto(), "-c", str(config)], broker_dir / "out.log")
-        child.start()
-        self.mosquitto = child
-        deadline = time.monotonic() + 10
-        while True:
-            if not child.running:
-                raise DemoError(f"mosquitto exited:\n{child.log_tail()}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                break
-            if time.monotonic() > deadline:
-                raise DemoError(f"mosquitto does not listen on {port}:\n{child.log_tail()}")
-            time.sleep(0.05)
-        _say(f"mosquitto on 127.0.0.1:{port} (user {MQTT_USERNAME}, pid {child.pid})")
+        """A broker with the demo's account (its customer's topics), no TLS, on 127.0.0.1."""
+        broker = Mosquitto(self.run_dir / "mosquitto", tls=False, plain_port=self.options.mqtt_port)
+        broker.add_user(MQTT_USERNAME, self.mqtt_password, CUSTOMER_ID)
+        self.mosquitto = broker
+        try:
+            broker.start()
+        except (FileNotFoundError, RuntimeError, TimeoutError) as err:
+            raise DemoError(f"mosquitto: {err} (scripts/demo installs it)") from None
+        self.options.mqtt_port = broker.plain_port
+        _say(f"mosquitto on 127.0.0.1:{broker.plain_port} (user {MQTT_USERNAME}, pid {broker.pid})")
 
     def _start_publisher(self) -> None:
         self.tasks.append(asyncio.create_task(self._run_publisher(), name="ainsite-publisher"))
@@ -526,12 +332,10 @@ class Demo:
             backfill_gate=self.backfill_gate,
         )
 
-    def _write_configuration(self) -> None:
+    def _configuration(self) -> str:
+        """Return configuration.yaml after its http block."""
         lines = [
             "# Home Assistant for the Energy Telemetry demo (written by simulator/demo.py).",
-            "http:",
-            "  server_host: 127.0.0.1",
-            f"  server_port: {self.options.port}",
             *(f"{domain}:" for domain in CONFIGURED_INTEGRATIONS),
             "logger:",
             "  default: warning",
@@ -552,81 +356,28 @@ class Demo:
                 "<p>Headless demo: the frontend is not installed.</p>"
             )
             lines += ["frontend:", f"  development_repo: {placeholder.parent}"]
-        (self.config_dir / "configuration.yaml").write_text("\n".join(lines) + "\n")
+        return "\n".join(lines) + "\n"
 
-    def _start_hass(self) -> None:
-        args = [sys.executable, "-m", "homeassistant", "-c", str(self.config_dir), "--skip-pip"]
+    async def _start_hass(self) -> HomeAssistantProcess:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop("PYTHONPATH", None)
-        child = Child("Home Assistant", args, self.run_dir / "hass.out", env=env)
-        child.start()
-        self.hass = child
-        _say(f"Home Assistant starting (pid {child.pid}, config {self.config_dir})")
-
-    async def _wait_for_hass(self, session: aiohttp.ClientSession) -> None:
-        assert self.hass is not None
-        deadline = time.monotonic() + self.options.startup_timeout
-        url = f"{self.base_url}/api/onboarding"
-        while True:
-            if not self.hass.running:
-                raise DemoError(f"Home Assistant exited during startup:\n{self._hass_log_tail()}")
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                async with session.get(url, timeout=aiohttp.ClientTimeout(total=5)) as resp:
-                    if resp.status == 200:
-                        break
-            if time.monotonic() > deadline:
-                raise DemoError(
-                    f"Home Assistant did not answer within {self.options.startup_timeout:.0f} s:"
-                    f"\n{self._hass_log_tail()}"
-                )
-            await asyncio.sleep(0.5)
-        _say(f"Home Assistant answers at {self.base_url}")
-
-    def _hass_log_tail(self) -> str:
-        log = self.config_dir / "home-assistant.log"
-        text = ""
-        with contextlib.suppress(OSError):
-            text = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
-        return text or (self.hass.log_tail() if self.hass else "")
-
-    async def _onboard(self, session: aiohttp.ClientSession) -> str:
-        """Create the demo user and finish onboarding; return an access token."""
-        base = self.base_url
-        client_id = f"{base}/"
-        answer = await _request(
-            session,
-            "POST",
-            f"{base}/api/onboarding/users",
-            json_body={
-                "client_id": client_id,
-                "name": DEMO_NAME,
-                "username": DEMO_USERNAME,
-                "password": DEMO_PASSWORD,
-                "language": "en",
-            },
+        hass = HomeAssistantProcess(
+            sys.executable,
+            self.config_dir,
+            port=self.options.port,
+            output=self.run_dir / "hass.out",
+            env=env,
         )
-        tokens = await _request(
-            session,
-            "POST",
-            f"{base}/auth/token",
-            form={
-                "grant_type": "authorization_code",
-                "code": answer["auth_code"],
-                "client_id": client_id,
-            },
-        )
-        token: str = tokens["access_token"]
-        await _request(session, "POST", f"{base}/api/onboarding/core_config", token=token)
-        await _request(session, "POST", f"{base}/api/onboarding/analytics", token=token)
-        await _request(
-            session,
-            "POST",
-            f"{base}/api/onboarding/integration",
-            token=token,
-            json_body={"client_id": client_id, "redirect_uri": f"{base}/?auth_callback=1"},
-        )
-        _say(f"onboarded: user {DEMO_USERNAME!r}")
-        return token
+        hass.write_configuration(self._configuration())
+        hass.link_integrations(INTEGRATION_DIR)
+        self.hass = hass
+        _say(f"Home Assistant starting (config {self.config_dir})")
+        await hass.start(self.options.startup_timeout)
+        _say(f"Home Assistant answers at {self.base_url} (pid {hass.pid})")
+        return hass
+
+    def _log_tail(self) -> str:
+        return self.hass.log_tail() if self.hass is not None else ""
 
     async def _set_core_config(self, ws: HassWebSocket) -> None:
         await ws.call(
@@ -642,78 +393,53 @@ class Demo:
             time_zone=local_time_zone(),
         )
 
-    async def _remove_onboarding_extras(self, session: aiohttp.ClientSession, token: str) -> None:
-        # The core-config step starts these flows in the background; give them a moment.
-        await asyncio.sleep(1)
-        entries = await _request(
-            session, "GET", f"{self.base_url}/api/config/config_entries/entry", token=token
-        )
-        for entry in entries:
-            if entry.get("domain") in ONBOARDING_EXTRAS:
-                await _request(
-                    session,
-                    "DELETE",
-                    f"{self.base_url}/api/config/config_entries/entry/{entry['entry_id']}",
-                    token=token,
-                )
+    async def _remove_onboarding_extras(
+        self, hass: HomeAssistantProcess, ws: HassWebSocket
+    ) -> None:
+        """Remove the onboarding's extra entries, those there now and each one that comes later.
 
-    async def _flow(
-        self, session: aiohttp.ClientSession, token: str, steps: list[dict[str, Any]]
-    ) -> dict[str, Any]:
-        """Run the integration's config flow over REST; each step answers the previous form."""
-        url = f"{self.base_url}/api/config/config_entries/flow"
-        result = await _request(
-            session,
-            "POST",
-            url,
-            token=token,
-            json_body={"handler": DOMAIN, "show_advanced_options": False},
-        )
-        for step in steps:
-            if result.get("type") not in ("menu", "form"):
-                break
-            if result.get("errors"):
-                raise DemoError(f"config flow step {result.get('step_id')}: {result['errors']}")
-            result = await _request(
-                session, "POST", f"{url}/{result['flow_id']}", token=token, json_body=step
-            )
-        if result.get("type") != "create_entry":
-            raise DemoError(f"the config flow did not create an entry: {result}")
-        return dict(result)
+        The subscription lists the entries there are, then reports each new one: no extra is
+        missed, however late its flow finishes.
+        """
 
-    async def _add_novacore(self, session: aiohttp.ClientSession, token: str) -> None:
+        def changed(event: Any, _: float) -> None:
+            for change in event if isinstance(event, list) else []:
+                entry = change.get("entry") or {}
+                if (
+                    change.get("type") in (None, "added")
+                    and entry.get("domain") in ONBOARDING_EXTRAS
+                ):
+                    path = f"/api/config/config_entries/entry/{entry['entry_id']}"
+                    self.tasks.append(
+                        asyncio.create_task(self._remove_entry(hass, path), name="remove-extra")
+                    )
+
+        ws.on_event = changed
+        await ws.call("config_entries/subscribe")
+
+    async def _remove_entry(self, hass: HomeAssistantProcess, path: str) -> None:
+        with contextlib.suppress(HassError):  # already removed
+            await hass.rest("DELETE", path)
+
+    async def _add_novacore(self, hass: HomeAssistantProcess) -> None:
         assert self.novacore is not None
-        await self._flow(
-            session,
-            token,
-            [
-                {"next_step_id": "novacore"},
-                {"api_url": self.novacore.url, "private_key": self.private_key_pem},
-                {"site_id": SITE_ID},
-            ],
-        )
+        key = {"private_key": private_key_pem(self.key)}
+        await hass.config_flow(DOMAIN, *novacore_answers(self.novacore.url, SITE_ID, key))
         _say("added the Novacore site through the config flow")
 
-    async def _add_ainsite(self, session: aiohttp.ClientSession, token: str) -> None:
-        await self._flow(
-            session,
-            token,
-            [
-                {"next_step_id": "ainsite"},
-                {
-                    "host": "127.0.0.1",
-                    "port": self.options.mqtt_port,
-                    "tls": False,
-                    "username": MQTT_USERNAME,
-                    "password": self.mqtt_password,
-                    "customer_id": CUSTOMER_ID,
-                    "subscription_id": SUBSCRIPTION_ID,
-                },
-            ],
+    async def _add_ainsite(self, hass: HomeAssistantProcess) -> None:
+        answers = ainsite_answers(
+            self.options.mqtt_port,
+            MQTT_USERNAME,
+            self.mqtt_password,
+            CUSTOMER_ID,
+            SUBSCRIPTION_ID,
+            tls=False,
         )
+        await hass.config_flow(DOMAIN, *answers)
         _say("added the Ainsite subscription through the config flow")
 
-    async def _find_entities(self, ws: HassWebSocket, timeout: float = 60.0) -> dict[str, Any]:
+    async def _find_entities(self, ws: HassWebSocket) -> dict[str, Any]:
         """Find the entities the energy dashboard uses in the entity registry (self.entities).
 
         Return their unique ids by the same names (the Ainsite meters' as a list).
@@ -733,12 +459,13 @@ class Demo:
             "ev_power": f"{SITE_ID}_{model.charger_der_id}_power",
             "ev_charged": f"{SITE_ID}_{model.charger_der_id}_energy_charged",
         }
-        deadline = time.monotonic() + timeout
-        while True:
+        missing: list[str] = sorted(wanted)
+
+        async def found() -> dict[str, Any] | None:
             registry = await ws.call("config/entity_registry/list")
             mine = [entry for entry in registry if entry.get("platform") == DOMAIN]
             by_unique_id = {entry["unique_id"]: entry["entity_id"] for entry in mine}
-            found: dict[str, Any] = {
+            entities: dict[str, Any] = {
                 name: by_unique_id[unique_id]
                 for name, unique_id in wanted.items()
                 if unique_id in by_unique_id
@@ -749,35 +476,40 @@ class Demo:
                 if entry.get("translation_key") == "energy_total"
             )
             states = {state["entity_id"]: state for state in await ws.call("get_states")}
-            ready = all(
-                states.get(entity_id, {}).get("state") not in (None, "unknown", "unavailable")
-                for entity_id in [*found.values(), *(entity_id for entity_id, _ in ainsite)]
+            ids = [*entities.values(), *(entity_id for entity_id, _ in ainsite)]
+            missing[:] = sorted(set(wanted) - set(entities))
+            if len(ainsite) < len(DEFAULT_METERS):
+                missing.append(f"{len(DEFAULT_METERS) - len(ainsite)} Ainsite meters")
+            missing.extend(
+                f"a value of {entity_id}"
+                for entity_id in ids
+                if states.get(entity_id, {}).get("state") in (None, "unknown", "unavailable")
             )
-            if len(found) == len(wanted) and len(ainsite) >= len(DEFAULT_METERS) and ready:
-                found["ainsite_meters"] = [entity_id for entity_id, _ in ainsite]
-                self.entities = found
-                return {**wanted, "ainsite_meters": [unique_id for _, unique_id in ainsite]}
-            if time.monotonic() > deadline:
-                missing = sorted(set(wanted) - set(found))
-                raise DemoError(
-                    f"the integration's sensors did not show up (missing {missing}, "
-                    f"{len(ainsite)} Ainsite meters):\n{self._hass_log_tail()}"
-                )
-            await asyncio.sleep(1)
+            if missing:
+                return None
+            entities["ainsite_meters"] = [entity_id for entity_id, _ in ainsite]
+            self.entities = entities
+            return {**wanted, "ainsite_meters": [unique_id for _, unique_id in ainsite]}
+
+        try:
+            return await poll(found, timeout=ENTITIES_TIMEOUT, what=lambda: missing)
+        except WaitTimeoutError as err:
+            raise DemoError(f"the integration's sensors: {err}\n{self._log_tail()}") from None
 
     async def _wait_for_backfill(self, ws: HassWebSocket) -> None:
         """Wait until the integration has imported the past day as hourly statistics.
 
         Both sources sent their past day as readings (the Novacore site through its stream,
         the Ainsite meters through the broker); the integration's statistics importer files
-        them under their hours, as it does with late or queued live readings.
+        them under their hours, as it does with late or queued live readings. The demo runs on
+        without them (the dashboard fills later), saying which are missing.
         """
         assert self.backfill_end is not None
         first = self.backfill_end - timedelta(hours=BACKFILL_HOURS)
         ids = energy_statistic_ids(self.statistics)
-        deadline = time.monotonic() + BACKFILL_TIMEOUT
-        short: list[str] = ids
-        while True:
+        short: list[str] = list(ids)
+
+        async def filed() -> bool:
             rows = await ws.call(
                 "recorder/statistics_during_period",
                 start_time=first.isoformat(),
@@ -786,17 +518,18 @@ class Demo:
                 types=["sum"],
             )
             # The first hour holds the first reading; every hour after it is closed.
-            short = [item for item in ids if len(rows.get(item, [])) < BACKFILL_HOURS - 1]
-            if not short:
-                _say(
-                    f"the energy dashboard has the past {BACKFILL_HOURS} hours: the integration"
-                    " filed the backfilled readings under their hours"
-                )
-                return
-            if time.monotonic() > deadline:
-                _say(f"the past hours are still missing for {short} (the dashboard fills later)")
-                return
-            await asyncio.sleep(1)
+            short[:] = [item for item in ids if len(rows.get(item, [])) < BACKFILL_HOURS - 1]
+            return not short
+
+        try:
+            await poll(filed, timeout=BACKFILL_TIMEOUT, what=lambda: f"the past hours of {short}")
+        except WaitTimeoutError as err:
+            _say(f"{err} (the dashboard fills later)")
+            return
+        _say(
+            f"the energy dashboard has the past {BACKFILL_HOURS} hours: the integration"
+            " filed the backfilled readings under their hours"
+        )
 
     async def _set_energy_prefs(self, ws: HassWebSocket) -> None:
         assert self.model is not None
@@ -832,12 +565,13 @@ class Demo:
     def ready_info(self) -> dict[str, Any]:
         """Return what a user or a test needs to reach the running demo."""
         assert self.novacore is not None
+        mosquitto_pid = self.mosquitto.pid if self.mosquitto else None
         if self.options.simulators_only:
             return {
                 "ready": True,
                 "novacore_url": self.novacore.url,
                 "novacore_port": self.novacore.port,
-                "private_key": self.private_key_pem,
+                "private_key": private_key_pem(self.key),
                 "site_id": SITE_ID,
                 "mqtt_host": "127.0.0.1",
                 "mqtt_port": self.options.mqtt_port,
@@ -848,7 +582,7 @@ class Demo:
                 "subscription_id": SUBSCRIPTION_ID,
                 "speed": self.options.speed,
                 "pid": os.getpid(),
-                "mosquitto_pid": self.mosquitto.pid if self.mosquitto else None,
+                "mosquitto_pid": mosquitto_pid,
             }
         return {
             "ready": True,
@@ -868,7 +602,7 @@ class Demo:
             "config_dir": str(self.config_dir),
             "pid": os.getpid(),
             "ha_pid": self.hass.pid if self.hass else None,
-            "mosquitto_pid": self.mosquitto.pid if self.mosquitto else None,
+            "mosquitto_pid": mosquitto_pid,
             "entities": self.entities,
             "statistics": self.statistics,
             "backfill_start": None
@@ -885,6 +619,20 @@ class Demo:
         path.chmod(0o600)
         self.state_written = True
 
+    def failures(self) -> list[str]:
+        """Return what stopped running that should not have (empty while all is well)."""
+        found = []
+        if self.hass is not None and not self.hass.running:
+            found.append(f"Home Assistant exited unexpectedly:\n{self._log_tail()}")
+        if self.mosquitto is not None and not self.mosquitto.running:
+            found.append(f"mosquitto exited unexpectedly:\n{self.mosquitto.log_text()[-3000:]}")
+        found.extend(
+            f"{task.get_name()} failed: {task.exception()!r}"
+            for task in self.tasks
+            if task.done() and not task.cancelled() and task.exception() is not None
+        )
+        return found
+
     # ------------------------------------------------------------ stop
 
     async def stop(self) -> None:
@@ -898,7 +646,7 @@ class Demo:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         if self.mosquitto is not None:
-            await self.mosquitto.stop(timeout=10)
+            await asyncio.to_thread(self.mosquitto.stop, 10)
         if self.novacore is not None:
             await self.novacore.stop()
         if self.state_written:
@@ -1099,19 +847,9 @@ def parse_args(
     args = parser.parse_args(argv)
     if args.speed <= 0:
         parser.error("--speed must be positive")
+    # Each option is the command-line option of the same name (simulator/cli.py).
     options = DemoOptions(
-        port=args.port,
-        novacore_port=args.novacore_port,
-        mqtt_port=args.mqtt_port,
-        speed=args.speed,
-        config_dir=args.config_dir,
-        keep_config=args.keep_config,
-        headless=args.headless,
-        state_file=args.state_file,
-        startup_timeout=args.startup_timeout,
-        backfill=args.backfill,
-        simulators_only=args.simulators_only,
-        wire=args.wire,
+        **{option.name: getattr(args, option.name) for option in fields(DemoOptions)}
     )
     return args, options
 
@@ -1134,22 +872,15 @@ async def run(options: DemoOptions, ready: Callable[[dict[str, Any]], Awaitable[
             if not options.simulators_only:
                 demo.write_state(info)
             await ready(info)
-            watched = [child for child in (demo.hass, demo.mosquitto) if child is not None]
             if options.simulators_only:
                 _say("the Novacore server and the MQTT broker listen on 127.0.0.1 only")
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 1)
-                for child in watched:
-                    if not child.running:
-                        _say(f"{child.name} exited unexpectedly:\n{child.log_tail()}")
-                        code = 1
-                        stop.set()
-                for task in demo.tasks:
-                    if task.done() and not task.cancelled() and task.exception() is not None:
-                        _say(f"{task.get_name()} failed: {task.exception()!r}")
-                        code = 1
-                        stop.set()
+                for failure in demo.failures():
+                    _say(failure)
+                    code = 1
+                    stop.set()
         else:
             starting.cancel()
             with contextlib.suppress(asyncio.CancelledError, DemoError):
@@ -1157,7 +888,7 @@ async def run(options: DemoOptions, ready: Callable[[dict[str, Any]], Awaitable[
             _say("interrupted during startup")
             code = 130
         stopping.cancel()
-    except DemoError as err:
+    except (DemoError, HassError, WaitTimeoutError) as err:
         _say(f"error: {err}")
         code = 1
     except Exception:

@@ -36,10 +36,13 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
+    NoEncryption,
+    PrivateFormat,
     PublicFormat,
     load_der_public_key,
 )
 
+from .wait import Missing, WaitTimeoutError, wait_for
 from .wire import DOCUMENTED, LEGACY, WIRES, device_sn_of, to_legacy
 
 if TYPE_CHECKING:
@@ -151,6 +154,11 @@ def encode_public_key(key: PrivateKey | PublicKey, *, der: bool = False) -> str:
     else:
         raw = _canonical_key_bytes(public)
     return base64.b64encode(raw).decode("ascii")
+
+
+def private_key_pem(key: PrivateKey) -> str:
+    """Return a private key as PKCS#8 PEM, the form the integration's config flow takes."""
+    return key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
 
 
 def sign_challenge(key: PrivateKey, challenge: str, *, der: bool = False) -> str:
@@ -407,8 +415,13 @@ class NovacoreServer:
         for stream in streams:
             stream.close()
         try:
-            await self.wait_until(lambda: all(not s.streams for s in self._sites.values()), 2)
-        except TimeoutError:
+            await wait_for(
+                lambda: all(not s.streams for s in self._sites.values()),
+                timeout=2,
+                what="every stream closed",
+                interval=0.01,
+            )
+        except WaitTimeoutError:
             self.forced_stops += 1  # the runner's cleanup cancels what is left
         runner, self._runner = self._runner, None
         await runner.cleanup()
@@ -631,8 +644,14 @@ class NovacoreServer:
                 _reset(transport)
             stream.ended = True
             stream.wake()
-        with contextlib.suppress(TimeoutError):
-            await self.wait_until(lambda: not any(s in streams for s in self._all_streams()), 2)
+        # A stream that does not end by then is the stop's business (forced_stops).
+        with contextlib.suppress(WaitTimeoutError):
+            await wait_for(
+                lambda: not any(s in streams for s in self._all_streams()),
+                timeout=2,
+                what=f"the cut streams of site {site_id} ended",
+                interval=0.01,
+            )
 
     def _all_streams(self) -> list[_Stream]:
         return [stream for site in self._sites.values() for stream in site.streams]
@@ -664,14 +683,12 @@ class NovacoreServer:
 
     async def wait_until(
         self,
-        predicate: Callable[[], bool],
+        predicate: Callable[[], object],
         timeout: float = 30,
+        what: Missing = "a condition of the Novacore server",
     ) -> None:
-        """Wait until predicate() is true; raise TimeoutError after timeout seconds."""
-        async with asyncio.timeout(timeout):
-            # Any state may be polled, so there is no single event to wait on.
-            while not predicate():  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
+        """Wait until predicate() is true; raise WaitTimeoutError saying `what` after timeout."""
+        await wait_for(predicate, timeout=timeout, what=what, interval=0.01)
 
     async def wait_for_streams(
         self,
@@ -680,7 +697,15 @@ class NovacoreServer:
         timeout: float = 30,
     ) -> None:
         """Wait until at least n streams of a site are open."""
-        await self.wait_until(lambda: self.open_streams(site_id) >= n, timeout)
+        await wait_for(
+            lambda: self.open_streams(site_id) >= n,
+            timeout=timeout,
+            what=lambda: (
+                f"{n} open streams of site {site_id} ({self.open_streams(site_id)} open,"
+                f" {self.stream_connects} stream requests so far)"
+            ),
+            interval=0.01,
+        )
 
     async def wait_silent(self, site_id: str, timeout: float = 30) -> int:
         """Once silent, wait until the site's open streams have stopped writing.
@@ -689,7 +714,12 @@ class NovacoreServer:
         may still be on its way, and a client has it all once it has read that many bytes.
         """
         streams = self._sites[site_id].streams
-        await self.wait_until(lambda: all(s.quiet or s.ended for s in streams), timeout)
+        await wait_for(
+            lambda: all(s.quiet or s.ended for s in streams),
+            timeout=timeout,
+            what=f"the streams of site {site_id} to stop writing",
+            interval=0.01,
+        )
         return sum(stream.written for stream in streams)
 
     # ------------------------------------------------------------ HTTP plumbing

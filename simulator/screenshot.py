@@ -14,11 +14,8 @@ import base64
 import contextlib
 from datetime import datetime
 import json
-import os
 from pathlib import Path
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +24,10 @@ from typing import Any
 import aiohttp
 
 from .cli import screenshot_parser
-from .demo import DOMAIN, HassWebSocket
+from .demo import DOMAIN
+from .homeassistant import HassWebSocket
+from .processes import Child
+from .wait import WaitTimeoutError, poll, wait_for
 
 CHROMIUM_FLAGS = (
     "--headless",
@@ -133,25 +133,40 @@ class DevTools:
         result = await self.send("Runtime.evaluate", expression=expression, returnByValue=True)
         return result.get("result", {}).get("value")
 
-    async def navigate(self, url: str) -> None:
+    async def navigate(self, url: str, timeout: float = 60.0) -> None:
         """Open a URL and wait until the document has loaded."""
         await self.send("Page.navigate", url=url)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
-            if await self.evaluate("document.readyState") == "complete":
-                return
+
+        async def loaded() -> bool:
+            return bool(await self.evaluate("document.readyState") == "complete")
+
+        await poll(loaded, timeout=timeout, what=f"{url} loaded", interval=0.2)
 
     async def wait_for_text(self, needles: list[str], timeout: float = 60.0) -> str:
         """Wait until the page shows every needle; return the page text."""
-        deadline = time.monotonic() + timeout
         text = ""
-        while time.monotonic() < deadline:
+
+        async def shown() -> str | None:
+            nonlocal text
             text = await self.evaluate(_PAGE_TEXT_JS) or ""
-            if all(needle in text for needle in needles):
-                return text
-            await asyncio.sleep(0.5)
-        raise RuntimeError(f"the page did not show {needles}; it shows: {text[:600]}")
+            return text if all(needle in text for needle in needles) else None
+
+        return await poll(
+            shown,
+            timeout=timeout,
+            what=lambda: (
+                f"{[n for n in needles if n not in text]} on the page; it shows: {text[:600]}"
+            ),
+            interval=0.5,
+        )
+
+    async def wait_for_chart(self, timeout: float = 60.0) -> None:
+        """Wait until the page has drawn a chart."""
+
+        async def drawn() -> bool:
+            return bool(await self.evaluate(_CHARTS_JS))
+
+        await poll(drawn, timeout=timeout, what="a chart drawn on the page", interval=0.5)
 
     async def screenshot(self, path: Path) -> None:
         """Save a PNG of the viewport."""
@@ -203,20 +218,24 @@ async def pv_device_id(session: aiohttp.ClientSession, info: dict[str, Any]) -> 
     raise SystemExit(f"no device for {pv_power}")
 
 
-async def _devtools_port(profile: Path, process: subprocess.Popen[bytes]) -> int:
+async def _devtools_port(profile: Path, chromium: Child) -> int:
     marker = profile / "DevToolsActivePort"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"Chromium exited with {process.returncode}")
+
+    def port() -> int | None:
+        if not chromium.running:
+            raise SystemExit(f"Chromium exited with {chromium.returncode}:\n{chromium.log_tail()}")
         with contextlib.suppress(OSError, ValueError, IndexError):
             return int(marker.read_text().splitlines()[0])
-        await asyncio.sleep(0.1)
-    raise SystemExit("Chromium did not open its DevTools port")
+        return None
+
+    found = await wait_for(port, timeout=60, what="Chromium's DevTools port", interval=0.1)
+    assert found is not None
+    return found
 
 
-def _start_chromium(args: argparse.Namespace, profile: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(  # noqa: S603 - fixed command line
+def _start_chromium(args: argparse.Namespace, profile: Path) -> Child:
+    chromium = Child(
+        "Chromium",
         [
             find_chromium(args.chromium),
             *CHROMIUM_FLAGS,
@@ -224,23 +243,10 @@ def _start_chromium(args: argparse.Namespace, profile: Path) -> subprocess.Popen
             f"--window-size={args.width},{args.height}",
             "about:blank",
         ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+        profile.parent / f"{profile.name}.log",
     )
-
-
-def _stop_chromium(process: subprocess.Popen[bytes], profile: Path) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    shutil.rmtree(profile, ignore_errors=True)
+    chromium.start()
+    return chromium
 
 
 async def take(args: argparse.Namespace) -> None:
@@ -261,9 +267,9 @@ async def take(args: argparse.Namespace) -> None:
             await asyncio.sleep(args.wait)
 
         profile = Path(tempfile.mkdtemp(prefix="energy-telemetry-chromium-"))
-        process = _start_chromium(args, profile)
+        chromium = _start_chromium(args, profile)
         try:
-            port = await _devtools_port(profile, process)
+            port = await _devtools_port(profile, chromium)
             async with session.get(f"http://127.0.0.1:{port}/json/list") as resp:
                 targets = await resp.json()
             page = next(target for target in targets if target.get("type") == "page")
@@ -292,16 +298,15 @@ async def take(args: argparse.Namespace) -> None:
 
                 await tools.navigate(f"{url}/energy")
                 await tools.wait_for_text(["Energy distribution", "Solar"])
-                for _ in range(60):
-                    if await tools.evaluate(_CHARTS_JS):
-                        break
-                    await asyncio.sleep(0.5)
+                await tools.wait_for_chart()
                 await asyncio.sleep(args.settle)
                 await tools.screenshot(out_dir / "energy.png")
 
                 await _past_day_by_hour(tools, info, args, out_dir / "energy-hours.png")
         finally:
-            _stop_chromium(process, profile)
+            await chromium.stop(10)
+            shutil.rmtree(profile, ignore_errors=True)
+            (profile.parent / f"{profile.name}.log").unlink(missing_ok=True)
 
 
 async def _past_day_by_hour(
@@ -334,7 +339,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = screenshot_parser()
     args = parser.parse_args(argv)
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    asyncio.run(take(args))
+    try:
+        asyncio.run(take(args))
+    except WaitTimeoutError as err:
+        raise SystemExit(f"scripts/screenshot: {err}") from None
     return 0
 
 

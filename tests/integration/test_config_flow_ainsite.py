@@ -10,7 +10,7 @@ from homeassistant.data_entry_flow import FlowResultType
 import pytest
 
 from custom_components.energy_telemetry.const import DOMAIN
-from simulator.broker import free_port
+from simulator.processes import free_port
 from tests.helpers.ainsite import ainsite_input
 from tests.helpers.brokers import RefusingBroker
 from tests.helpers.flows import start_flow

@@ -26,7 +26,7 @@ from custom_components.energy_telemetry.protocol.ainsite import (
 )
 from custom_components.energy_telemetry.protocol.common import ParseStats
 from simulator.ainsite_publisher import PublisherStats, payload_v1, run_publisher
-from simulator.broker import free_port
+from simulator.processes import free_port
 from tests.helpers.brokers import AckWithholdingProxy, Mosquitto
 from tests.helpers.waiting import wait_for
 

@@ -18,8 +18,9 @@ import aiohttp
 from homeassistant.util import slugify
 import pytest
 
-from simulator.broker import free_port, port_is_free
-from simulator.demo import BACKFILL_HOURS, TOTALS, HassWebSocket, energy_schema_keys
+from simulator.demo import BACKFILL_HOURS, TOTALS, energy_schema_keys
+from simulator.homeassistant import HassWebSocket
+from simulator.processes import free_port, port_is_free
 from tests.helpers.repository import REPO_ROOT, environment_without_coverage
 
 SAMPLES = 8

@@ -105,7 +105,7 @@ def test_bench_starts_home_assistant_by_an_absolute_interpreter(
     socket_enabled: None, tmp_path: Path
 ) -> None:
     """A relative interpreter path (.venv/bin/python) still names it from the config dir."""
-    from bench.ha import HomeAssistantProcess
+    from simulator.homeassistant import HomeAssistantProcess
 
     config = tmp_path / "config"
     config.mkdir()
