@@ -51,6 +51,7 @@ from .fuzz_inputs import (
 )
 from .harness import UPSTREAM_LOGGER_NAME, AinsitePeer
 from .oracle import (
+    HOME_KEYS,
     LIMIT_KEYS,
     STALE_S,
     AinsiteOracle,
@@ -470,6 +471,11 @@ def _check(
             if entity.disabled_by is not None or not entity.unique_id.startswith(prefix):
                 continue
             rest = entity.unique_id[len(prefix) :]
+            if rest in HOME_KEYS and oracle.home:
+                _check_home(hass, entity.entity_id, rest, oracle, checked_at, tally, batch, source)
+                owners[entity.entity_id] = (source, "", rest, True, rest == "home_energy")
+                allowed[entity.entity_id] = oracle.produced.get(("", rest), set())
+                continue
             found = next((key for key in keys if rest.startswith(f"{key}_")), None)
             if found is None:
                 tally.wrong_state(f"batch {batch} {source}: unexpected entity {entity.unique_id}")
@@ -538,6 +544,43 @@ def _check(
         site.oracle.checked()
 
 
+def _check_home(
+    hass: HomeAssistant,
+    entity_id: str,
+    key: str,
+    oracle: NovacoreOracle,
+    now: float,
+    tally: _Tally,
+    batch: int,
+    source: str,
+) -> None:
+    """The house's consumption: the sum of its DERs' powers, the net growth of its counters."""
+    tally.compared += 1
+    state = hass.states.get(entity_id)
+    shown = "<no state>" if state is None else state.state
+    value, watt_hours = oracle.home_expected(now)[key]
+    if value is None:
+        # A DER of the house has no power yet, or went quiet: unavailable, never a part-sum
+        # (or, for a quiet one not yet stale, the sum of the last powers).
+        if shown == "unavailable" or key != "home_power":
+            return
+        powers = oracle.home_powers()
+        unit = None if state is None else state.attributes.get("unit_of_measurement")
+        number = _shown_number(shown, unit, False)
+        if number is not None and powers and _produced(number, set(powers)):
+            return
+        tally.wrong_state(f"batch {batch} {source} {key}: shows {shown}, expected unavailable")
+        return
+    unit = None if state is None else state.attributes.get("unit_of_measurement")
+    number = None if state is None else _shown_number(shown, unit, watt_hours)
+    # The total adds its growth rounded to a mWh per event: allow that rounding, never more.
+    tolerance = oracle.home_tolerance() if watt_hours else 1e-9
+    if number is None or not math.isclose(number, float(value), rel_tol=0, abs_tol=tolerance):
+        tally.wrong_state(
+            f"batch {batch} {source} {key}: shows {shown} {unit or ''}, expected {value}"
+        )
+
+
 def _produced(number: float, produced: set[Shown]) -> bool:
     """Whether a number shown is one the oracle produced (Home Assistant may convert its unit)."""
     return canonical(number) in produced or any(
@@ -583,6 +626,17 @@ def _check_changes(
             if previous is not None and number < previous - 1e-9 * abs(previous):
                 drops[entity_id] += 1
             tally.last_total[entity_id] = number
+        if key == "home_energy" and number is not None:
+            previous = tally.last_total.get(entity_id)
+            if previous is not None and number < previous:
+                tally.backwards += 1
+                tally.wrong_state(f"batch {batch} {entity_id}: the house's energy went down")
+            tally.last_total[entity_id] = number
+            tolerance = sites[source].oracle.home_tolerance()
+            if any(
+                isinstance(item, float) and abs(number - item) <= tolerance for item in expected_set
+            ):
+                continue
         if number is None or not _produced(number, expected_set):
             tally.wrong_state(
                 f"batch {batch} {source} {der} {key}: wrote {shown} {unit or ''}, which no input"

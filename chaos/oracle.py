@@ -46,6 +46,14 @@ from typing import Any, Final
 MAX_ABS: Final = 1e15
 DAY_MS: Final = 86_400_000.0
 STALE_S: Final = 55.0
+HOME_KEYS: Final = ("home_power", "home_energy")
+"""The site's own entities: the house's consumption (docs/how-it-works.md)."""
+HOME_COUNTERS: Final = {
+    "meter": {"energy_imported": 1, "energy_exported": -1},
+    "pv": {"energy_produced": 1},
+    "battery": {"energy_discharged": 1, "energy_charged": -1},
+}
+"""home = grid import - grid export + PV production + battery discharge - battery charge."""
 """A DER silent this long (the rule's 60 s, less a margin for the batch's time) may be stale."""
 MAX_TEXT: Final = 255
 MAX_TIMESTAMP_TEXT: Final = 64
@@ -511,6 +519,14 @@ class NovacoreOracle:
         self._seq = 0
         self.produced: dict[tuple[str, str], set[Shown]] = {}
         """(DER, entity key) -> every state it may have shown since the last check."""
+        self.home = "meter" in self._listed.values()
+        """The site has a meter (listed or seen): it shows the house's consumption."""
+        self.home_net = 0.0
+        """The net growth of the house's counters since the house was shown."""
+        self.home_energy = 0.0
+        """The house's energy: the highest net growth at the end of an event (never down)."""
+        self.home_steps = 0
+        """Events that grew the house's energy: the integration rounds each step to a mWh."""
 
     def factor(self, der: str) -> int:
         """The wire factor the entities must use now: the truth once decided, else +1."""
@@ -545,6 +561,47 @@ class NovacoreOracle:
         self.rejected += rejected
         for reading in readings:
             self._apply(reading, seen_at)
+        if self.home and readings:
+            if self.home_net > self.home_energy:
+                self.home_energy = self.home_net
+                self.home_steps += 1
+            self._produce("", "home_energy", round(self.home_energy, 3))
+            for power in self.home_powers():
+                self._produce("", "home_power", power)
+
+    def home_terms(self) -> list[str]:
+        """The DERs whose power and counters count for the house (listed or seen)."""
+        types = {**self._listed, **{key: state.der_type for key, state in self.ders.items()}}
+        return sorted(key for key, der_type in types.items() if der_type in HOME_COUNTERS)
+
+    def home_powers(self, factors: dict[str, int] | None = None) -> set[float]:
+        """The house's power under every wire factor its DERs may show now (none: missing)."""
+        sums: set[float] = {0.0}
+        for der in self.home_terms():
+            state = self.ders.get(der)
+            raw = None if state is None else state.raw.get("W")
+            if raw is None:
+                return set()
+            options = {factors[der]} if factors is not None else self._factors(der)
+            sums = {
+                total + _signed_spec(state.der_type, "W", factor).convert(factor * raw[0])
+                for total in sums
+                for factor in options
+            }
+        return {round(total, 3) for total in sums}
+
+    def home_tolerance(self) -> float:
+        """Wh the house's energy may differ by: half a mWh of rounding per step."""
+        return 0.0005 * self.home_steps + 1e-6
+
+    def home_expected(self, now: float) -> dict[str, tuple[Shown | None, bool]]:
+        """The house's entity key -> (state, native unit is Wh); None: unavailable or a sum."""
+        powers = self.home_powers({der: self.factor(der) for der in self.home_terms()})
+        fresh = all(
+            der in self.ders and self.ders[der].silence(now) < STALE_S for der in self.home_terms()
+        )
+        power = next(iter(powers)) if powers and fresh else None
+        return {"home_power": (power, False), "home_energy": (round(self.home_energy, 3), True)}
 
     def checked(self) -> None:
         """Start the next check's record: what was produced, the longest silences."""
@@ -558,6 +615,7 @@ class NovacoreOracle:
         if state is None:
             state = DerState(key, self._listed.get(key, reading.der_type))
             self.ders[key] = state
+            self.home = self.home or state.der_type == "meter"
         timestamp = reading.timestamp
         if timestamp is not None:
             if state.last_timestamp is not None and timestamp <= state.last_timestamp:
@@ -579,8 +637,13 @@ class NovacoreOracle:
             self._seq += 1
             if spec.total:
                 total = state.totals.setdefault(spec.key, Total())
+                before = total.value
                 if total.accept(value, timestamp):
                     self._produce(key, spec.key, value)
+                    sign = HOME_COUNTERS.get(der_type, {}).get(spec.key)
+                    if self.home and sign is not None and before is not None:
+                        grown = value - before if value >= before else value  # a reset: from 0
+                        self.home_net += sign * grown
                 continue
             state.raw[name] = (value, self._seq)
             if not spec.signed:

@@ -23,13 +23,13 @@ class TotalGuard:
     readings replayed after a restart are judged against what was already shown.
     """
 
-    __slots__ = ("_candidate", "_pending", "rejected", "resets", "restored", "timestamp", "value")
+    __slots__ = ("_candidate", "_pending", "rejected", "resets", "start", "timestamp", "value")
 
     def __init__(self) -> None:
         """Start unseeded."""
         self.value: float | None = None
-        self.restored: float | None = None
-        """The value restored from the last run (None: none was)."""
+        self.start: float | None = None
+        """Where this run started: the value restored from the last run, else the first applied."""
         self.timestamp: float | None = None
         self.resets = 0
         self.rejected = 0
@@ -51,7 +51,7 @@ class TotalGuard:
         pending = self._pending or []
         self._pending = None
         if value is not None:
-            self.value = self.restored = value
+            self.value = self.start = value
             self.timestamp = timestamp
         changed = False
         for item in pending:
@@ -67,7 +67,7 @@ class TotalGuard:
             return False
         last = self.value
         if last is None:
-            self.value = value
+            self.value = self.start = value
             self.timestamp = timestamp
             return True
         last_ts = self.timestamp

@@ -45,13 +45,19 @@ def test_a_forgotten_counter_starts_again() -> None:
     assert growth.take() == 0.0
 
 
-def test_the_guard_keeps_its_restored_value() -> None:
+def test_the_guard_keeps_where_it_started() -> None:
+    """The value restored from the last run, else the first value it applied."""
+    fresh = TotalGuard()
+    fresh.seed(None, None)
+    assert fresh.accept(7.0, 1.0)
+    assert fresh.accept(9.0, 2.0)
+    assert fresh.start == 7.0
     guard = TotalGuard()
-    assert guard.restored is None
+    assert guard.start is None
     guard.seed(42.0, 1.0)
-    assert guard.restored == 42.0
+    assert guard.start == 42.0
     assert guard.accept(50.0, 2.0)
-    assert (guard.value, guard.restored) == (50.0, 42.0)
+    assert (guard.value, guard.start) == (50.0, 42.0)
 
 
 @given(

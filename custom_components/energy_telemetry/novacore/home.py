@@ -140,11 +140,12 @@ class HomeConsumption:
                 if (
                     not growth.known(name)
                     and total.guard is not None
-                    and (restored := total.guard.restored) is not None
+                    and (start := total.guard.start) is not None
                 ):
-                    # A counter restored from the last run starts there: what it counted while
-                    # Home Assistant was down counts for the house too.
-                    growth.add(name, counter_sign, restored)
+                    # A counter counts from where it started: its value restored from the last
+                    # run (what it counted while Home Assistant was down counts too), else its
+                    # first reading (also those applied before its entity was added).
+                    growth.add(name, counter_sign, start)
                 growth.add(name, counter_sign, total.value)
         self._set_power(group.points[HOME_POWER.key], power, timestamp)
         self._add_energy(group.points[HOME_ENERGY.key], timestamp)
