@@ -10,15 +10,18 @@ import inspect
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from homeassistant import config_entries
+from homeassistant.components.recorder.models import StatisticMetaData
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.helpers import device_registry as dr, issue_registry as ir
 from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.util.unit_conversion import EnergyConverter
 
 __all__ = [
     "OPTIONS_FLOW_RELOADS",
     "ReloadingOptionsFlow",
     "energy_keys",
     "energy_power",
+    "energy_statistic_class",
     "energy_unified_grid",
     "entry_device",
     "issue_of_entry",
@@ -123,3 +126,15 @@ def energy_power(schema: str, entity_id: str) -> dict[str, Any]:
     if "stat_rate" in keys:
         return {"stat_rate": entity_id}
     return {}
+
+
+_UNIT_CLASS: Final = "unit_class" in StatisticMetaData.__annotations__
+
+
+def energy_statistic_class() -> dict[str, Any]:
+    """Return the metadata keys that say a statistic holds energy.
+
+    `unit_class` exists from Home Assistant 2025.10 and is required from 2026.11; before it,
+    `has_mean` says there is no mean.
+    """
+    return {"unit_class": EnergyConverter.UNIT_CLASS} if _UNIT_CLASS else {"has_mean": False}

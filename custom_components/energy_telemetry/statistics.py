@@ -34,9 +34,9 @@ from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.recorder import get_instance
 from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util, slugify
-from homeassistant.util.unit_conversion import EnergyConverter
 from sqlalchemy.exc import SQLAlchemyError
 
+from .compat import energy_statistic_class
 from .const import DOMAIN, LOGGER
 from .descriptions import EnergyTelemetrySensorEntityDescription
 from .energy_hours import HourRow, IntervalSeries, MeterSeries, Series
@@ -57,8 +57,6 @@ STORED_WAIT: Final = 10.0
 """Seconds the energy dashboard waits for the recorder to know the statistics it is offered."""
 STORE_VERSION: Final = 1
 STORE_SAVE_DELAY: Final = 60.0
-_HAS_UNIT_CLASS: Final = "unit_class" in StatisticMetaData.__annotations__
-"""`unit_class` exists from Home Assistant 2025.10 and is required from 2026.11."""
 
 
 def statistic_id(unique_id: str) -> str:
@@ -356,10 +354,7 @@ class StatisticsImporter:
             "statistic_id": feed.statistic_id,
             "unit_of_measurement": description.native_unit_of_measurement,
         }
-        if _HAS_UNIT_CLASS:
-            metadata["unit_class"] = EnergyConverter.UNIT_CLASS
-        else:
-            metadata["has_mean"] = False
+        metadata.update(energy_statistic_class())
         return cast("StatisticMetaData", metadata)
 
     def _name(self, point: Point) -> str:
