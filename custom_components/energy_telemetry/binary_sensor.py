@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from homeassistant.components.binary_sensor import BinarySensorEntity
 from homeassistant.const import Platform
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddEntitiesCallback
 
-from .coordinator import EnergyTelemetryConfigEntry, Point
+from .coordinator import EnergyTelemetryConfigEntry
 from .descriptions import EnergyTelemetryBinarySensorEntityDescription
-from .entity import EnergyTelemetryEntity
+from .entity import EnergyTelemetryEntity, async_add_points
 
 PARALLEL_UPDATES = 0
 
@@ -20,13 +20,7 @@ async def async_setup_entry(
     async_add_entities: AddEntitiesCallback,
 ) -> None:
     """Add a binary sensor for every boolean value, now and whenever a new one shows up."""
-    coordinator = entry.runtime_data
-
-    @callback
-    def _add(points: list[Point]) -> None:
-        async_add_entities(EnergyTelemetryBinarySensor(coordinator, point) for point in points)
-
-    coordinator.async_set_new_points_listener(_add, Platform.BINARY_SENSOR)
+    async_add_points(entry, Platform.BINARY_SENSOR, async_add_entities, EnergyTelemetryBinarySensor)
 
 
 class EnergyTelemetryBinarySensor(EnergyTelemetryEntity, BinarySensorEntity):

@@ -148,10 +148,7 @@ class EnergyTelemetryConfigFlow(ConfigFlow, domain=DOMAIN):
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Ask for new credentials."""
-        entry = self._get_reauth_entry()
-        if entry.data[CONF_SOURCE] == SOURCE_AINSITE:
-            return await self._async_ainsite_credentials("reauth_confirm", entry, user_input)
-        return await self._async_novacore_credentials("reauth_confirm", entry, user_input)
+        return await self._async_credentials("reauth_confirm", self._get_reauth_entry(), user_input)
 
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None
@@ -160,47 +157,27 @@ class EnergyTelemetryConfigFlow(ConfigFlow, domain=DOMAIN):
         entry = self._get_reconfigure_entry()
         if entry.data[CONF_SOURCE] == SOURCE_AINSITE:
             return await self._async_ainsite_reconfigure(entry, user_input)
-        return await self._async_novacore_credentials("reconfigure", entry, user_input)
+        return await self._async_credentials("reconfigure", entry, user_input)
 
-    async def _async_novacore_credentials(
+    async def _async_credentials(
         self,
         step_id: str,
         entry: EnergyTelemetryConfigEntry,
         user_input: dict[str, Any] | None,
     ) -> ConfigFlowResult:
-        errors: dict[str, str] = {}
-        reconfigure = step_id == "reconfigure"
-        if user_input is not None:
-            credentials = await novacore.async_validate_credentials(
-                self.hass, entry.data, user_input, errors
-            )
-            if credentials is not None:
-                return self.async_update_reload_and_abort(entry, data_updates=credentials)
-        return self.async_show_form(
-            step_id=step_id,
-            data_schema=novacore.credentials_schema(
-                entry.data if reconfigure else {}, with_url=reconfigure
-            ),
-            errors=errors,
-            description_placeholders={"name": entry.title},
-        )
-
-    async def _async_ainsite_credentials(
-        self,
-        step_id: str,
-        entry: EnergyTelemetryConfigEntry,
-        user_input: dict[str, Any] | None,
-    ) -> ConfigFlowResult:
+        """Ask for new credentials of an entry; on success update it and reload it."""
+        validation = ainsite if entry.data[CONF_SOURCE] == SOURCE_AINSITE else novacore
         errors: dict[str, str] = {}
         if user_input is not None:
-            updates = await ainsite.async_validate_credentials(
+            updates = await validation.async_validate_credentials(
                 self.hass, entry.data, user_input, errors
             )
             if updates is not None:
                 return self.async_update_reload_and_abort(entry, data_updates=updates)
+        reauth = step_id == "reauth_confirm"
         return self.async_show_form(
             step_id=step_id,
-            data_schema=ainsite.credentials_schema(entry.data),
+            data_schema=validation.credentials_schema(entry.data, reauth=reauth),
             errors=errors,
             description_placeholders={"name": entry.title},
         )

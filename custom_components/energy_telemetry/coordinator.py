@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 import time
@@ -136,6 +136,23 @@ class PushCoordinator(DataUpdateCoordinator[dict[str, Group]]):
 
     async def async_stop_connection(self) -> None:
         """Stop the connection before the entities are removed (on unload); default: nothing."""
+
+    @callback
+    def async_run_connection(
+        self, run: Coroutine[Any, Any, None], refused: type[Exception], why: str
+    ) -> None:
+        """Run the connection as a background task of the entry; refused credentials: reauth."""
+
+        async def _async_run() -> None:
+            try:
+                await run
+            except refused:
+                LOGGER.warning("%s: %s; please re-authenticate", self.name, why)
+                self.config_entry.async_start_reauth(self.hass)
+
+        self.config_entry.async_create_background_task(
+            self.hass, _async_run(), f"{self.name} connection"
+        )
 
     def async_remove_device(self, device: DeviceEntry) -> bool:
         """Forget a device a user deletes and return True, or refuse while it is in use."""

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from homeassistant.helpers.entity import Entity
+from collections.abc import Callable
 
-from .coordinator import Point, PushCoordinator
+from homeassistant.core import callback
+from homeassistant.helpers.entity import Entity
+from homeassistant.helpers.entity_platform import AddEntitiesCallback
+
+from .coordinator import EnergyTelemetryConfigEntry, Point, PushCoordinator
 
 
 class EnergyTelemetryEntity(Entity):
@@ -37,3 +41,20 @@ class EnergyTelemetryEntity(Entity):
         """Stop writing through this entity."""
         if self._point.entity is self:
             self._point.entity = None
+
+
+@callback
+def async_add_points(
+    entry: EnergyTelemetryConfigEntry,
+    platform: str,
+    async_add_entities: AddEntitiesCallback,
+    entity: Callable[[PushCoordinator, Point], EnergyTelemetryEntity],
+) -> None:
+    """Add an entity for every point of a platform, now and whenever new ones show up."""
+    coordinator = entry.runtime_data
+
+    @callback
+    def _add(points: list[Point]) -> None:
+        async_add_entities(entity(coordinator, point) for point in points)
+
+    coordinator.async_set_new_points_listener(_add, platform)

@@ -12,9 +12,9 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddEntitiesCallback
 from homeassistant.helpers.restore_state import ExtraStoredData
 
-from .coordinator import EnergyTelemetryConfigEntry, Point
+from .coordinator import EnergyTelemetryConfigEntry, Point, PushCoordinator
 from .descriptions import UNKNOWN_STATE, EnergyTelemetrySensorEntityDescription
-from .entity import EnergyTelemetryEntity
+from .entity import EnergyTelemetryEntity, async_add_points
 
 PARALLEL_UPDATES = 0
 
@@ -27,18 +27,14 @@ async def async_setup_entry(
     async_add_entities: AddEntitiesCallback,
 ) -> None:
     """Add a sensor for every value, now and whenever a new one shows up."""
-    coordinator = entry.runtime_data
+    async_add_points(entry, Platform.SENSOR, async_add_entities, _sensor)
 
-    @callback
-    def _add(points: list[Point]) -> None:
-        async_add_entities(
-            (EnergyTelemetryTotalSensor if point.guard else EnergyTelemetrySensor)(
-                coordinator, point
-            )
-            for point in points
-        )
 
-    coordinator.async_set_new_points_listener(_add, Platform.SENSOR)
+def _sensor(coordinator: PushCoordinator, point: Point) -> EnergyTelemetrySensor:
+    """Return the sensor of a point: a total is restored and guarded."""
+    if point.guard is not None:
+        return EnergyTelemetryTotalSensor(coordinator, point)
+    return EnergyTelemetrySensor(coordinator, point)
 
 
 @dataclass

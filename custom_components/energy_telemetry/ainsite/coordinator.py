@@ -117,8 +117,8 @@ class AinsiteCoordinator(PushCoordinator):
         """Open the MQTT session as a background task of the entry."""
         self.async_start_watchdog()
         entry = self.config_entry
-        entry.async_create_background_task(
-            self.hass, self._async_run(), f"{self.name} MQTT session"
+        self.async_run_connection(
+            self.connection.run(), AinsiteAuthError, "the broker refused the credentials"
         )
         # Also on a failed set-up or unload that did not reach async_stop_connection.
         entry.async_on_unload(self.async_stop_connection)
@@ -126,15 +126,6 @@ class AinsiteCoordinator(PushCoordinator):
     async def async_stop_connection(self) -> None:
         """Close the MQTT session; the messages it still held are applied before it returns."""
         await self.connection.close()
-
-    async def _async_run(self) -> None:
-        try:
-            await self.connection.run()
-        except AinsiteAuthError:
-            LOGGER.warning(
-                "%s: the broker refused the credentials; please re-authenticate", self.name
-            )
-            self.config_entry.async_start_reauth(self.hass)
 
     @callback
     def _async_on_disconnected(self, error: Exception | None) -> None:

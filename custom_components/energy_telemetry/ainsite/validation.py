@@ -46,8 +46,8 @@ _PASSWORD = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
 _TEXT = TextSelector()
 
 
-def credentials_schema(defaults: Mapping[str, Any]) -> vol.Schema:
-    """Return the form of new Ainsite credentials."""
+def credentials_schema(defaults: Mapping[str, Any], *, reauth: bool = False) -> vol.Schema:
+    """Return the form of new Ainsite credentials (the same on reauthentication)."""
     return vol.Schema(
         {
             vol.Required(CONF_USERNAME, default=defaults[CONF_USERNAME]): _TEXT,

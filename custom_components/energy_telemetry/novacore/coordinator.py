@@ -239,20 +239,11 @@ class NovacoreCoordinator(PushCoordinator):
         """Open the stream as a background task of the entry and watch its health."""
         self.async_start_watchdog()
         self.devices.async_start()
-        self.config_entry.async_create_background_task(
-            self.hass, self._async_run_stream(), f"{self.name} stream"
-        )
+        self.async_run_connection(self.stream.run(), NovacoreAuthError, "the token was refused")
 
     async def async_stop_connection(self) -> None:
         """Keep what the entry remembers."""
         await self.store.async_save()
-
-    async def _async_run_stream(self) -> None:
-        try:
-            await self.stream.run()
-        except NovacoreAuthError:
-            LOGGER.warning("%s: the token was refused; please re-authenticate", self.name)
-            self.config_entry.async_start_reauth(self.hass)
 
     @callback
     def _async_on_connected(self) -> None:

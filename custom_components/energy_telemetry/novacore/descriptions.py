@@ -8,6 +8,7 @@ wire number by the DER's wire factor (under -1 the charge and discharge limits a
 
 from __future__ import annotations
 
+from functools import partial
 import re
 from typing import Final
 
@@ -79,47 +80,71 @@ def _kilo(value: float) -> float:
 # --- building blocks --------------------------------------------------------------------------
 
 
-def _power(
+def _measured(
+    key: str, device_class: SensorDeviceClass, unit: str, precision: int | None, **kwargs: object
+) -> Description:
+    """A value measured now (state class measurement)."""
+    return Description(
+        key=key,
+        device_class=device_class,
+        native_unit_of_measurement=unit,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=precision,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def _configured(key: str, unit: str, precision: int, **kwargs: object) -> Description:
+    """A static figure from the DER's configuration (`spec`), a diagnostic."""
+    return Description(
+        key=key,
+        translation_key=key,
+        native_unit_of_measurement=unit,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        suggested_display_precision=precision,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def power_description(
     key: str, *, signed: bool = False, negative: bool = False, **kwargs: object
 ) -> Description:
     """A power sensor; `negative`: the documented wire is negative where Home Assistant is not."""
-    return Description(
-        key=key,
-        device_class=SensorDeviceClass.POWER,
-        native_unit_of_measurement=UnitOfPower.WATT,
-        state_class=SensorStateClass.MEASUREMENT,
-        suggested_display_precision=0,
-        value_fn=negate if negative else same,
+    value_fn = negate if negative else same
+    return _measured(
+        key,
+        SensorDeviceClass.POWER,
+        UnitOfPower.WATT,
+        0,
+        value_fn=value_fn,
         signed=signed,
-        **kwargs,  # type: ignore[arg-type]
+        **kwargs,
     )
 
 
 def _current(key: str, *, negative: bool = False, **kwargs: object) -> Description:
-    return Description(
-        key=key,
-        device_class=SensorDeviceClass.CURRENT,
-        native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
-        state_class=SensorStateClass.MEASUREMENT,
-        suggested_display_precision=2,
-        value_fn=negate if negative else same,
-        signed=True,
-        **kwargs,  # type: ignore[arg-type]
+    value_fn = negate if negative else same
+    unit = UnitOfElectricCurrent.AMPERE
+    return _measured(
+        key, SensorDeviceClass.CURRENT, unit, 2, value_fn=value_fn, signed=True, **kwargs
     )
 
 
 def _voltage(key: str, **kwargs: object) -> Description:
-    return Description(
-        key=key,
-        device_class=SensorDeviceClass.VOLTAGE,
-        native_unit_of_measurement=UnitOfElectricPotential.VOLT,
-        state_class=SensorStateClass.MEASUREMENT,
-        suggested_display_precision=1,
-        **kwargs,  # type: ignore[arg-type]
-    )
+    return _measured(key, SensorDeviceClass.VOLTAGE, UnitOfElectricPotential.VOLT, 1, **kwargs)
 
 
-def _total(key: str, translation_key: str | None = None) -> Description:
+def _temperature(key: str, translation_key: str | None = None) -> Description:
+    unit = UnitOfTemperature.CELSIUS
+    return _measured(key, SensorDeviceClass.TEMPERATURE, unit, 1, translation_key=translation_key)
+
+
+def _state_of_charge(key: str, **kwargs: object) -> Description:
+    """A state of charge, sent as a fraction, shown in per cent (a battery sensor)."""
+    return _measured(key, SensorDeviceClass.BATTERY, PERCENTAGE, 0, value_fn=percent, **kwargs)
+
+
+def total_description(key: str, translation_key: str | None = None) -> Description:
     """An ever-increasing energy counter (guarded): the energy dashboard can use it."""
     return Description(
         key=key,
@@ -135,77 +160,43 @@ def _total(key: str, translation_key: str | None = None) -> Description:
 
 def _stored(key: str, **kwargs: object) -> Description:
     """Energy held or wanted at this moment (not a counter)."""
-    return Description(
-        key=key,
+    kilo = UnitOfEnergy.KILO_WATT_HOUR
+    return _measured(
+        key,
+        SensorDeviceClass.ENERGY_STORAGE,
+        UnitOfEnergy.WATT_HOUR,
+        2,
         translation_key=key,
-        device_class=SensorDeviceClass.ENERGY_STORAGE,
-        native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
-        suggested_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
-        state_class=SensorStateClass.MEASUREMENT,
-        suggested_display_precision=2,
-        **kwargs,  # type: ignore[arg-type]
-    )
-
-
-def _temperature(key: str, translation_key: str | None = None) -> Description:
-    return Description(
-        key=key,
-        translation_key=translation_key,
-        device_class=SensorDeviceClass.TEMPERATURE,
-        native_unit_of_measurement=UnitOfTemperature.CELSIUS,
-        state_class=SensorStateClass.MEASUREMENT,
-        suggested_display_precision=1,
+        suggested_unit_of_measurement=kilo,
+        **kwargs,
     )
 
 
 def _limit(key: str, *, negative: bool = False) -> Description:
     """A power limit, shown as a positive magnitude; it follows its DER's sign."""
-    return _power(key, signed=True, negative=negative, translation_key=key)
+    return power_description(key, signed=True, negative=negative, translation_key=key)
 
 
 def _config_power(key: str) -> Description:
-    """A static power figure from the DER's configuration (`spec`)."""
-    return Description(
-        key=key,
-        translation_key=key,
-        device_class=SensorDeviceClass.POWER,
-        native_unit_of_measurement=UnitOfPower.WATT,
-        entity_category=EntityCategory.DIAGNOSTIC,
-        suggested_display_precision=0,
-    )
+    return _configured(key, UnitOfPower.WATT, 0, device_class=SensorDeviceClass.POWER)
 
 
 def _config_energy(key: str, *, kilo: bool = False) -> Description:
-    """A static energy capacity from the DER's configuration, in kWh (`kilo`: sent in Wh)."""
-    return Description(
-        key=key,
-        translation_key=key,
+    """A static energy capacity, in kWh (`kilo`: sent in Wh)."""
+    return _configured(
+        key,
+        UnitOfEnergy.KILO_WATT_HOUR,
+        1,
         device_class=SensorDeviceClass.ENERGY_STORAGE,
-        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
-        entity_category=EntityCategory.DIAGNOSTIC,
-        suggested_display_precision=1,
         value_fn=_kilo if kilo else same,
     )
 
 
 def _config_percent(key: str) -> Description:
-    return Description(
-        key=key,
-        translation_key=key,
-        native_unit_of_measurement=PERCENTAGE,
-        entity_category=EntityCategory.DIAGNOSTIC,
-        suggested_display_precision=0,
-        value_fn=percent,
-    )
+    return _configured(key, PERCENTAGE, 0, value_fn=percent)
 
 
-_FREQUENCY = Description(
-    key="frequency",
-    device_class=SensorDeviceClass.FREQUENCY,
-    native_unit_of_measurement=UnitOfFrequency.HERTZ,
-    state_class=SensorStateClass.MEASUREMENT,
-    suggested_display_precision=2,
-)
+_FREQUENCY = _measured("frequency", SensorDeviceClass.FREQUENCY, UnitOfFrequency.HERTZ, 2)
 _HEATSINK = _temperature("heatsink_temperature", "heatsink_temperature")
 _RATED_POWER = _config_power("rated_power")
 _PHASES = Description(
@@ -214,12 +205,12 @@ _PHASES = Description(
     entity_category=EntityCategory.DIAGNOSTIC,
     suggested_display_precision=0,
 )
-_READ_TIME = Description(
-    key="read_time_ms",
+_READ_TIME = _measured(
+    "read_time_ms",
+    SensorDeviceClass.DURATION,
+    UnitOfTime.MILLISECONDS,
+    None,
     translation_key="read_time",
-    device_class=SensorDeviceClass.DURATION,
-    native_unit_of_measurement=UnitOfTime.MILLISECONDS,
-    state_class=SensorStateClass.MEASUREMENT,
     entity_category=EntityCategory.DIAGNOSTIC,
     entity_registry_enabled_default=False,
 )
@@ -229,27 +220,20 @@ _READ_TIME = Description(
 
 NOVACORE_FIELDS: Final[dict[str, dict[str, PointDescription]]] = {
     "pv": {
-        "W": _power("power", signed=True, negative=True),
+        "W": power_description("power", signed=True, negative=True),
         "rated_power_W": _RATED_POWER,
         "installed_power_W": _config_power("installed_power"),
-        "total_generation_Wh": _total("energy_produced"),
+        "total_generation_Wh": total_description("energy_produced"),
         "heatsink_C": _HEATSINK,
         "lower_limit_W": _limit("curtailment_limit", negative=True),
     },
     "battery": {
-        "W": _power("power", signed=True, negative=True),
-        "SoC_nom_fract": Description(
-            key="state_of_charge",
-            device_class=SensorDeviceClass.BATTERY,
-            native_unit_of_measurement=PERCENTAGE,
-            state_class=SensorStateClass.MEASUREMENT,
-            suggested_display_precision=0,
-            value_fn=percent,
-        ),
+        "W": power_description("power", signed=True, negative=True),
+        "SoC_nom_fract": _state_of_charge("state_of_charge"),
         "V": _voltage("voltage"),
         "A": _current("current", negative=True),
-        "total_charge_Wh": _total("energy_charged"),
-        "total_discharge_Wh": _total("energy_discharged"),
+        "total_charge_Wh": total_description("energy_charged"),
+        "total_discharge_Wh": total_description("energy_discharged"),
         "SoH_fract": Description(
             key="state_of_health",
             translation_key="state_of_health",
@@ -272,71 +256,63 @@ NOVACORE_FIELDS: Final[dict[str, dict[str, PointDescription]]] = {
         "max_soc_fract": _config_percent("max_state_of_charge"),
     },
     "meter": {
-        "W": _power("power", signed=True),
+        "W": power_description("power", signed=True),
         "Hz": _FREQUENCY,
-        "total_import_Wh": _total("energy_imported"),
-        "total_export_Wh": _total("energy_exported"),
+        "total_import_Wh": total_description("energy_imported"),
+        "total_export_Wh": total_description("energy_exported"),
     },
     "inverter": {
-        "W": _power("power", signed=True, negative=True),
-        "VA": Description(
-            key="apparent_power",
+        "W": power_description("power", signed=True, negative=True),
+        "VA": _measured(
+            "apparent_power",
+            SensorDeviceClass.APPARENT_POWER,
+            UnitOfApparentPower.VOLT_AMPERE,
+            0,
             translation_key="apparent_power",
-            device_class=SensorDeviceClass.APPARENT_POWER,
-            native_unit_of_measurement=UnitOfApparentPower.VOLT_AMPERE,
-            state_class=SensorStateClass.MEASUREMENT,
-            suggested_display_precision=0,
         ),
-        "VAR": Description(
-            key="reactive_power",
+        "VAR": _measured(
+            "reactive_power",
+            SensorDeviceClass.REACTIVE_POWER,
+            UnitOfReactivePower.VOLT_AMPERE_REACTIVE,
+            0,
             translation_key="reactive_power",
-            device_class=SensorDeviceClass.REACTIVE_POWER,
-            native_unit_of_measurement=UnitOfReactivePower.VOLT_AMPERE_REACTIVE,
-            state_class=SensorStateClass.MEASUREMENT,
-            suggested_display_precision=0,
         ),
         "Hz": _FREQUENCY,
-        "dc_W": _power("dc_power", signed=True, negative=True, translation_key="dc_power"),
+        "dc_W": power_description(
+            "dc_power", signed=True, negative=True, translation_key="dc_power"
+        ),
         "dc_V": _voltage("dc_voltage", translation_key="dc_voltage"),
         "dc_A": _current("dc_current", negative=True, translation_key="dc_current"),
         "heatsink_C": _HEATSINK,
         "rated_power_W": _RATED_POWER,
-        "rated_power_VA": Description(
-            key="rated_apparent_power",
-            translation_key="rated_apparent_power",
+        "rated_power_VA": _configured(
+            "rated_apparent_power",
+            UnitOfApparentPower.VOLT_AMPERE,
+            0,
             device_class=SensorDeviceClass.APPARENT_POWER,
-            native_unit_of_measurement=UnitOfApparentPower.VOLT_AMPERE,
-            entity_category=EntityCategory.DIAGNOSTIC,
-            suggested_display_precision=0,
         ),
         "phases": _PHASES,
     },
     "ev_charger": {
-        "W": _power("power", signed=True),
+        "W": power_description("power", signed=True),
         "A": _current("current"),
         "V": _voltage("voltage"),
         "Hz": _FREQUENCY,
-        "dc_W": _power("dc_power", signed=True, translation_key="dc_power"),
+        "dc_W": power_description("dc_power", signed=True, translation_key="dc_power"),
         "dc_V": _voltage("dc_voltage", translation_key="dc_voltage"),
         "dc_A": _current("dc_current", translation_key="dc_current"),
-        "vehicle_soc_fract": Description(
-            key="vehicle_state_of_charge",
-            translation_key="vehicle_state_of_charge",
-            device_class=SensorDeviceClass.BATTERY,
-            native_unit_of_measurement=PERCENTAGE,
-            state_class=SensorStateClass.MEASUREMENT,
-            suggested_display_precision=0,
-            value_fn=percent,
+        "vehicle_soc_fract": _state_of_charge(
+            "vehicle_state_of_charge", translation_key="vehicle_state_of_charge"
         ),
         "ev_target_energy_req_Wh": _stored("target_energy_request"),
         "ev_max_energy_req_Wh": _stored("maximum_energy_request"),
         "ev_min_energy_req_Wh": _stored("minimum_energy_request"),
         # Session counters restart from 0 with every session: total_increasing (a drop is a new
         # cycle), guarded like every total so a lone low reading is not taken as a new session.
-        "session_charge_Wh": _total("session_energy_charged"),
-        "session_discharge_Wh": _total("session_energy_discharged"),
-        "total_charge_Wh": _total("energy_charged", "ev_energy_charged"),
-        "total_discharge_Wh": _total("energy_discharged", "ev_energy_discharged"),
+        "session_charge_Wh": total_description("session_energy_charged"),
+        "session_discharge_Wh": total_description("session_energy_discharged"),
+        "total_charge_Wh": total_description("energy_charged", "ev_energy_charged"),
+        "total_discharge_Wh": total_description("energy_discharged", "ev_energy_discharged"),
         "status": Description(
             key="status",
             translation_key="ev_status",
@@ -391,47 +367,25 @@ def _numbered(der_type: str, field: str) -> Description | None:
     if match is None:
         return None
     prefix, number, unit = match.groups()
-    placeholders = (("number", str(int(number))),)
     if prefix == "mppt" and der_type == "pv":
-        if unit == "V":
-            return _voltage(
-                f"mppt{number}_voltage", translation_key="mppt_voltage", placeholders=placeholders
-            )
-        if unit == "A":
-            return _current(
-                f"mppt{number}_current",
-                negative=True,
-                translation_key="mppt_current",
-                placeholders=placeholders,
-            )
-        return _power(
-            f"mppt{number}_power",
-            signed=True,
-            negative=True,
-            translation_key="mppt_power",
-            placeholders=placeholders,
+        key, group, negative = f"mppt{number}", "mppt", True
+    elif prefix == "L" and der_type in _PHASE_SIGN:
+        key, group, negative = f"l{number}", "phase", _PHASE_SIGN[der_type]
+    else:
+        return None
+    placeholders = (("number", str(int(number))),)
+    if unit == "V":
+        return _voltage(
+            f"{key}_voltage", translation_key=f"{group}_voltage", placeholders=placeholders
         )
-    if prefix == "L" and der_type in _PHASE_SIGN:
-        negative = _PHASE_SIGN[der_type]
-        if unit == "V":
-            return _voltage(
-                f"l{number}_voltage", translation_key="phase_voltage", placeholders=placeholders
-            )
-        if unit == "A":
-            return _current(
-                f"l{number}_current",
-                negative=negative,
-                translation_key="phase_current",
-                placeholders=placeholders,
-            )
-        return _power(
-            f"l{number}_power",
-            signed=True,
-            negative=negative,
-            translation_key="phase_power",
-            placeholders=placeholders,
-        )
-    return None
+    build = _current if unit == "A" else partial(power_description, signed=True)
+    name = "current" if unit == "A" else "power"
+    return build(
+        f"{key}_{name}",
+        negative=negative,
+        translation_key=f"{group}_{name}",
+        placeholders=placeholders,
+    )
 
 
 def wire_field(der_type: str, field: str, sign: int) -> str:

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
-from homeassistant.components.sensor import SensorDeviceClass, SensorStateClass
-from homeassistant.const import UnitOfEnergy, UnitOfPower
 from homeassistant.helpers.device_registry import DeviceInfo
 
 from ..const import DOMAIN
 from ..coordinator import Group, Point
-from ..descriptions import EnergyTelemetrySensorEntityDescription
 from ..totals import NetGrowth
+from .descriptions import power_description, total_description
 
 if TYPE_CHECKING:
     from .coordinator import NovacoreCoordinator, NovacoreGroup
@@ -35,24 +33,8 @@ COUNTERS: Final = {
 """The energy counters of each DER type and how they count for the house."""
 POWER_KEY: Final = "power"
 
-HOME_POWER: Final = EnergyTelemetrySensorEntityDescription(
-    key="home_power",
-    translation_key="home_power",
-    device_class=SensorDeviceClass.POWER,
-    native_unit_of_measurement=UnitOfPower.WATT,
-    state_class=SensorStateClass.MEASUREMENT,
-    suggested_display_precision=0,
-)
-HOME_ENERGY: Final = EnergyTelemetrySensorEntityDescription(
-    key="home_energy",
-    translation_key="home_energy",
-    device_class=SensorDeviceClass.ENERGY,
-    native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
-    suggested_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
-    state_class=SensorStateClass.TOTAL_INCREASING,
-    suggested_display_precision=2,
-    guarded=True,
-)
+HOME_POWER: Final = power_description("home_power", translation_key="home_power")
+HOME_ENERGY: Final = total_description("home_energy")
 
 
 class HomeConsumption:

@@ -31,10 +31,10 @@ _MULTILINE = TextSelector(TextSelectorConfig(multiline=True))
 _URL = TextSelector(TextSelectorConfig(type=TextSelectorType.URL))
 
 
-def credentials_schema(defaults: Mapping[str, Any], with_url: bool = True) -> vol.Schema:
-    """Return the form of Novacore credentials (and the API URL, unless it stays as it is)."""
+def credentials_schema(defaults: Mapping[str, Any], *, reauth: bool = False) -> vol.Schema:
+    """Return the form of Novacore credentials, and the API URL (not on reauthentication)."""
     fields: dict[vol.Marker, Any] = {}
-    if with_url:
+    if not reauth:
         fields[vol.Required(CONF_API_URL, default=defaults.get(CONF_API_URL, DEFAULT_API_URL))] = (
             _URL
         )
@@ -70,23 +70,20 @@ async def async_login(
         sites = await client.async_get_sites()
     except NovacoreAuthError:
         errors["base"] = "invalid_auth"
-        return None, []
     except NovacoreCertificateError as err:
         LOGGER.warning("Novacore at %s: %s", api_url, err)
         errors["base"] = "invalid_certificate"
-        return None, []
-    except NovacoreConnectionError:
+    except NovacoreError as err:  # the service cannot be reached, or answers what it should not
+        if not isinstance(err, NovacoreConnectionError):
+            LOGGER.debug("Unexpected answer from %s: %s", api_url, err)
         errors["base"] = "cannot_connect"
-        return None, []
-    except NovacoreError as err:
-        LOGGER.debug("Unexpected answer from %s: %s", api_url, err)
-        errors["base"] = "cannot_connect"
-        return None, []
-    return {
-        CONF_API_URL: api_url,
-        CONF_PRIVATE_KEY: key or None,
-        CONF_TOKEN: None if key else token,
-    }, sites
+    else:
+        return {
+            CONF_API_URL: api_url,
+            CONF_PRIVATE_KEY: key or None,
+            CONF_TOKEN: None if key else token,
+        }, sites
+    return None, []
 
 
 async def async_validate_credentials(
