@@ -12,6 +12,7 @@ from homeassistant.helpers.recorder import get_instance
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.components.recorder.common import (
     async_wait_recording_done,
+    do_adhoc_statistics,
 )
 
 from custom_components.energy_telemetry.statistics import StatisticsImporter
@@ -64,3 +65,16 @@ async def metadata_of(hass: HomeAssistant, statistic: str) -> dict[str, Any]:
 
 def changes(rows: list[dict[str, Any]]) -> dict[datetime, float]:
     return {row["start"]: round(row["change"], 6) for row in rows}
+
+
+async def compile_short_term(hass: HomeAssistant) -> None:
+    """Compile the current 5 minutes' statistics of the sensors now, as the recorder does after.
+
+    Home Assistant's energy validator wants a power sensor's statistics, which the recorder
+    makes every 5 minutes.
+    """
+    now = dt_util.utcnow()
+    start = now.replace(minute=now.minute - now.minute % 5, second=0, microsecond=0)
+    await async_wait_recording_done(hass)
+    do_adhoc_statistics(hass, start=start)
+    await async_wait_recording_done(hass)
