@@ -46,6 +46,8 @@ from typing import Any, Final
 MAX_ABS: Final = 1e15
 DAY_MS: Final = 86_400_000.0
 STALE_S: Final = 55.0
+MAX_NAME: Final = 255
+"""Longer field names, type words and identifiers are not used (docs/how-it-works.md)."""
 HOME_KEYS: Final = ("home_power", "home_energy")
 """The site's own entities: the house's consumption (docs/how-it-works.md)."""
 HOME_COUNTERS: Final = {
@@ -100,7 +102,7 @@ def usable(value: Any) -> float | None:
 
 
 def _as_text(value: Any) -> str | None:
-    if isinstance(value, str) and value:
+    if isinstance(value, str) and 0 < len(value) <= MAX_NAME:
         return value
     if type(value) is int:
         return str(value)
@@ -362,7 +364,7 @@ def _collect(
 ) -> None:
     is_ev = der_type == "ev_charger"
     for name, value in source.items():
-        if name in _STRUCTURAL or value is None:
+        if name in _STRUCTURAL or value is None or len(name) > MAX_NAME:
             continue
         if is_ev and name in _TEXTS:
             if _TEXTS[name] is bool:
@@ -420,7 +422,7 @@ def _parse_item(item: Any) -> NovacoreReading | None:
     word = item.get("type")
     if not isinstance(word, str):
         word = item.get("der_type")
-    if not isinstance(word, str) or not word:
+    if not isinstance(word, str) or not 0 < len(word) <= MAX_NAME:
         return None
     lowered = word.strip().lower()
     der_type = _ALIASES.get(lowered, lowered)
@@ -443,7 +445,7 @@ def _parse_item(item: Any) -> NovacoreReading | None:
         der_type,
         _first(item, state, _IDS),
         _first(item, state, ("device_sn",)),
-        make if isinstance(make, str) and make else None,
+        make if isinstance(make, str) and 0 < len(make) <= MAX_NAME else None,
         novacore_timestamp(timestamp),
         values,
         texts,

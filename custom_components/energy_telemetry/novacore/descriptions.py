@@ -396,6 +396,8 @@ def wire_field(der_type: str, field: str, sign: int) -> str:
 
 
 _CACHE: dict[tuple[str, str], PointDescription] = {}
+"""Descriptions made so far, by (DER type, field): emptied when it holds MAX_CACHED."""
+MAX_CACHED: Final = 4096
 
 
 def novacore_description(der_type: str, field: str) -> PointDescription:
@@ -409,5 +411,7 @@ def novacore_description(der_type: str, field: str) -> PointDescription:
             or _numbered(der_type, field)
             or generic_description(field)
         )
+        if len(_CACHE) >= MAX_CACHED:
+            _CACHE.clear()
         _CACHE[cache_key] = description
     return description

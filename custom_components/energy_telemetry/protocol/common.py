@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 import random
 from typing import Final
 
+MAX_NAME_LENGTH: Final = 255
+"""Longer field names, type words and identifiers from a peer are not used (as Home Assistant's
+states, at most 255 characters)."""
 MAX_IGNORED_NAMES: Final = 100
 """Ignored fields are counted by name up to this many names, the rest as `OTHER_IGNORED`."""
 OTHER_IGNORED: Final = "<other>"
@@ -33,6 +36,7 @@ class ParseStats:
     def ignore(self, name: str) -> bool:
         """Count one ignored field; return True the first time its name is counted."""
         ignored = self.ignored
+        name = name[:MAX_NAME_LENGTH]
         if name in ignored:
             ignored[name] += 1
             return False

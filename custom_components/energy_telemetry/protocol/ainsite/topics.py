@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from ..common import MAX_NAME_LENGTH
+
 TOPIC_PREFIX: Final = "meters/outbound"
 
 
@@ -29,6 +31,10 @@ def parse_topic(topic: str) -> tuple[str, str, str] | None:
     if len(parts) != 5 or parts[0] != "meters" or parts[1] != "outbound":
         return None
     customer, subscription, meter = parts[2], parts[3], parts[4]
-    if not customer or not subscription or not meter:
+    if not (
+        0 < len(customer) <= MAX_NAME_LENGTH
+        and 0 < len(subscription) <= MAX_NAME_LENGTH
+        and 0 < len(meter) <= MAX_NAME_LENGTH
+    ):
         return None
     return customer, subscription, meter

@@ -16,7 +16,7 @@ import math
 import time
 from typing import Any
 
-from ..common import ParseStats
+from ..common import MAX_NAME_LENGTH, ParseStats
 from .errors import MAX_LOGGED_CHARS
 
 _LOGGER = logging.getLogger(__name__)
@@ -62,8 +62,8 @@ MAX_FUTURE_MS = 86_400_000.0
 
 
 def as_text(value: Any) -> str | None:
-    """Return a non-empty string or an integer as text, else None."""
-    if isinstance(value, str) and value:
+    """Return a non-empty string (of at most MAX_NAME_LENGTH) or an integer as text, else None."""
+    if isinstance(value, str) and 0 < len(value) <= MAX_NAME_LENGTH:
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
@@ -187,6 +187,9 @@ def _collect(
 ) -> dict[str, str | bool] | None:
     """Take the values and documented texts of one object in one pass; return the texts."""
     for name, value in source.items():
+        if len(name) > MAX_NAME_LENGTH:
+            _ignore(stats, name, value)
+            continue
         kind = type(value)
         if kind is float or kind is int:
             if name in _STRUCTURAL_KEYS:
@@ -239,7 +242,7 @@ def _parse_item(item: Any, stats: ParseStats, now_ms: float) -> DerReading | Non
     der_type = item.get("type")
     if not isinstance(der_type, str):
         der_type = item.get("der_type")
-    if not isinstance(der_type, str) or not der_type:
+    if not isinstance(der_type, str) or not 0 < len(der_type) <= MAX_NAME_LENGTH:
         _reject(stats, "no_type", item)
         return None
     der_type = _TYPE_ALIASES.get(der_type) or normalise_type(der_type)
@@ -274,7 +277,7 @@ def _parse_item(item: Any, stats: ParseStats, now_ms: float) -> DerReading | Non
     return DerReading(
         der_type,
         der_id,
-        make if isinstance(make, str) and make else None,
+        make if isinstance(make, str) and 0 < len(make) <= MAX_NAME_LENGTH else None,
         milliseconds,
         values,
         _first_text(item, state, ("device_sn",)),

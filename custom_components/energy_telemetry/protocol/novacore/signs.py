@@ -50,6 +50,8 @@ COUNTER_EPSILON_WH: Final = 0.01
 CLOCK_JUMP_MS: Final = 600_000.0
 """A reading this much older than the last one means the clock jumped: start afresh."""
 STORAGE_VERSION: Final = 1
+MAX_DERS: Final = 500
+"""DERs whose evidence is kept (and stored): beyond, the one quiet the longest is forgotten."""
 
 _MS_PER_HOUR_TWICE: Final = 7_200_000.0  # trapezoid: (p0 + p1) / 2 * dt_ms / 3_600_000
 _RECENT_MASK: Final = (1 << RECENT_OBSERVATIONS) - 1
@@ -563,6 +565,8 @@ class SignEngine:
             old.wire_type = der_type
             return old
         state = _DerState(kind, der_type, self._overrides.get(kind))
+        if old is None and len(self._ders) >= MAX_DERS:
+            self._forget_quietest()
         if old is not None:
             if old.wire_type is None and not old.kind:  # restored without its type
                 state.adopt(old)
@@ -576,6 +580,15 @@ class SignEngine:
             self.revision += 1
         self._ders[der] = state
         return state
+
+    def _forget_quietest(self) -> None:
+        """Make room: forget the DER whose last evidence (or reading) is the oldest."""
+        quietest = min(
+            self._ders, key=lambda der: _last_heard(self._ders[der]), default=None
+        )
+        if quietest is not None:
+            del self._ders[quietest]
+            self.revision += 1
 
     # --- storage ---------------------------------------------------------------------------
 
@@ -633,6 +646,8 @@ class SignEngine:
             state.last_evidence = _stored_time(entry.get("last_evidence"))
             state.refresh()
             self._ders[der] = state
+        while len(self._ders) > MAX_DERS:
+            self._forget_quietest()
 
     # --- diagnostics -----------------------------------------------------------------------
 
@@ -673,6 +688,11 @@ class SignEngine:
                 "readings_ignored": state.ignored,
             }
         return result
+
+
+def _last_heard(state: _DerState) -> float:
+    """Return when a DER last showed evidence or a reading (wire time, ms; 0: never)."""
+    return max(state.last_ts or 0.0, state.last_evidence or 0.0)
 
 
 def _stored_count(value: object) -> int:
