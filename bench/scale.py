@@ -192,6 +192,8 @@ def py_spy_command(
     ]  # fmt: skip
     if gil:
         args.append("--gil")
+    # More of py-spy's options, e.g. BENCH_PYSPY_ARGS=--native (C frames: the garbage collector).
+    args += os.environ.get("BENCH_PYSPY_ARGS", "").split()
     if duration is not None:
         args += ["--duration", str(max(1, round(duration + 0.5)))]
     return args
