@@ -21,8 +21,9 @@ mosquitto (plain listener, password) or the Novacore simulator in this process:
             set-up with them all in the registry (a reload), each timed inside Home Assistant
             by a probe (bench_probe) instead of a stream of its state changes.
 
-Every reading of the other scenarios carries a unique increasing number (its sequence number + 10,000,000) in one value,
-so each `state_changed` seen on the websocket is matched to the moment the reading was sent.
+Every reading of the other scenarios carries a unique increasing number (its sequence number
++ 10,000,000) in one value, so each `state_changed` seen on the websocket is matched to the moment
+the reading was sent.
 """
 
 from __future__ import annotations
@@ -1213,7 +1214,7 @@ def report(settings: Settings, results: dict[str, list[Result]], elapsed: float)
     )
     lines = [title, ""]
     if rows:
-        lines.extend([header])
+        lines.append(header)
     for name, row in rows.items():
         lines.append(
             f"{name:<9} {_fmt(row['cpu'], 3):>11} {_fmt(row['writes'], 2):>9} "

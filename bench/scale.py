@@ -30,7 +30,8 @@ from simulator.processes import die_with_parent
 from simulator.wait import WaitTimeoutError, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
-PASSWORD_VARIABLE = "BENCH_PUBLISHER_PASSWORD"  # noqa: S105 - the variable's name (see scale_publisher)
+PASSWORD_VARIABLE = "BENCH_PUBLISHER_PASSWORD"  # noqa: S105 - a variable's name
+"""The publisher's broker password comes in this environment variable, not on its command line."""
 PY_SPY_RATE = 250
 """Samples a second."""
 
@@ -280,12 +281,8 @@ def summarize_collapsed(text: str, top: int = 40) -> str:
         for function in set(frames):
             inclusive[function] += count
         exclusive[frames[-1]] += count
-    lines = [
-        (
-            f"{total} samples at {PY_SPY_RATE}/s holding the GIL: about {total / PY_SPY_RATE:.1f} s of"
-            " Python's CPU"
-        )
-    ]
+    seconds = total / PY_SPY_RATE
+    lines = [f"{total} samples at {PY_SPY_RATE}/s holding the GIL: about {seconds:.1f} s of CPU"]
 
     def table(title: str, counts: Mapping[str, int]) -> None:
         lines.extend(["", title])
