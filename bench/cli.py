@@ -9,14 +9,24 @@ from __future__ import annotations
 import argparse
 import sys
 
-SCENARIOS = ("ainsite", "baseline", "novacore", "floor", "stats_on", "stats_off")
+SCENARIOS = (
+    "ainsite",
+    "baseline",
+    "novacore",
+    "floor",
+    "stats_on",
+    "stats_off",
+    "scale",
+    "scale_floor",
+)
 DESCRIPTION = (
     "What a reading costs: the integration against Home Assistant's own MQTT sensors and a "
     "floor, each scenario in its own real Home Assistant process, printed as one table."
 )
 EPILOG = (
     "scripts/bench prepares .venv the way scripts/test does (plus Home Assistant's frontend) "
-    "and mosquitto. BENCH_HA_PYTHON=/path/to/python runs Home Assistant with that interpreter."
+    "and mosquitto, and with --profile, py-spy into .venv-tools. "
+    "BENCH_HA_PYTHON=/path/to/python runs Home Assistant with that interpreter."
 )
 
 
@@ -31,6 +41,25 @@ def build_parser(prog: str = "scripts/bench") -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--scenarios", help=f"comma-separated subset of {','.join(SCENARIOS)} (default all)"
+    )
+    parser.add_argument(
+        "--scale-meters",
+        type=int,
+        help="meters (10 registers each) of the scale scenarios (default 1000; --quick 20)",
+    )
+    parser.add_argument(
+        "--scale-recorder",
+        action="store_true",
+        help="run the scale scenarios with the recorder (default: without, as the others)",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="SCENARIOS",
+        help="sample Home Assistant with py-spy during these scale scenarios (scale,scale_floor)"
+        " and print where the profiles are; figures of a profiled run are marked as such",
+    )
+    parser.add_argument(
+        "--profile-dir", help="where --profile writes (default: a new directory under /tmp)"
     )
     return parser
 

@@ -17,6 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 INTEGRATION = ROOT / "custom_components" / "energy_telemetry"
 FLOOR = ROOT / "bench" / "floor_component" / "bench_floor"
 NO_STATISTICS = ROOT / "bench" / "floor_component" / "bench_no_statistics"
+SCALE_FLOOR = ROOT / "bench" / "floor_component" / "bench_scale_floor"
+PROBE = ROOT / "bench" / "floor_component" / "bench_probe"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 TOKEN_FILE = "bench_token"  # noqa: S105 - a file name
 
@@ -63,7 +65,7 @@ def reset_peak(pid: int) -> None:
 
 
 def bench_process(python: str, config_dir: Path, extra_yaml: str = "") -> HomeAssistantProcess:
-    """Return a Home Assistant process for config_dir, with the integration and the floor.
+    """Return a Home Assistant process for config_dir, with the integration and the floors.
 
     BENCH_EXTRA_PYTHONPATH (where scripts/bench installed the frontend) goes first on its path.
     """
@@ -72,7 +74,7 @@ def bench_process(python: str, config_dir: Path, extra_yaml: str = "") -> HomeAs
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [extra, env.get("PYTHONPATH")]))
     ha = HomeAssistantProcess(python, config_dir, env=env)
     ha.write_configuration(CONFIGURATION + extra_yaml)
-    ha.link_integrations(INTEGRATION, FLOOR, NO_STATISTICS)
+    ha.link_integrations(INTEGRATION, FLOOR, NO_STATISTICS, SCALE_FLOOR, PROBE)
     token = config_dir / TOKEN_FILE
     if token.exists():
         ha.token = token.read_text().strip()

@@ -1,4 +1,4 @@
-# ruff: noqa: D102, D103, D107, T201, S603, S607, PLC0415
+# ruff: noqa: D102, D103, D107, T201, S603, PLC0415
 """What a reading costs: the integration against Home Assistant's own MQTT sensors and a floor.
 
 Each scenario runs in its own real Home Assistant process (one per repeat), fed through one
@@ -14,16 +14,23 @@ mosquitto (plain listener, password) or the Novacore simulator in this process:
 - stats_on / stats_off: the integration with the recorder, S meters (1,000) each reporting its
             energy total every 15 minutes of simulated time, fed fast, with the hourly
             statistics on and off (bench_no_statistics): what the statistics cost per reading.
+- scale / scale_floor: one Ainsite entry with N meters (1,000) x 10 registers, N x 11 entities,
+            fed by a publisher in its own process (bench/scale_publisher.py), against a floor
+            (bench_scale_floor) reading the same messages into the same entities with nothing
+            else: the first value of every entity, a second round, memory per entity, and the
+            set-up with them all in the registry (a reload), each timed inside Home Assistant
+            by a probe (bench_probe) instead of a stream of its state changes.
 
-Every reading carries a unique increasing number (its sequence number + 10,000,000) in one value,
-so each `state_changed` seen on the websocket is matched to the moment the reading was sent.
+Every reading of the other scenarios carries a unique increasing number (its sequence number
++ 10,000,000) in one value, so each `state_changed` seen on the websocket is matched to the moment
+the reading was sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 import contextlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -53,6 +60,7 @@ from bench.ha import (  # noqa: E402
     reset_peak,
     thread_cpu_seconds,
 )
+from bench.scale import ProbeEvents, PublisherProcess, PySpy, py_spy_command  # noqa: E402
 from custom_components.energy_telemetry.protocol.ainsite.topics import (  # noqa: E402
     subscription_filter,
 )
@@ -64,6 +72,7 @@ from simulator.wait import WaitTimeoutError, poll, wait_for  # noqa: E402
 
 SEQ_BASE = 10_000_000
 STATS_SCENARIOS = ("stats_on", "stats_off")
+SCALE_SCENARIOS = ("scale", "scale_floor")
 STATS_INTERVAL = timedelta(minutes=15)
 STATS_FLUSH_WAIT = 6.0
 """Seconds for the integration's statistics flush (5 s after the first changed hour) to run."""
@@ -108,6 +117,13 @@ class Settings:
     """Readings per meter in the statistics CPU phase (8: two simulated hours)."""
     stats_rate: float = 1000.0
     stats_warmup: bool = True
+    scale_meters: int = 1000
+    """Meters of the scale scenarios (each with all REGISTERS: N x 11 entities)."""
+    scale_recorder: bool = False
+    """Run the scale scenarios with the recorder (the other scenarios but stats_* run without)."""
+    profile: tuple[str, ...] = ()
+    """Scale scenarios sampled with py-spy, phase by phase, into profile_dir."""
+    profile_dir: Path | None = None
 
     @property
     def novacore_n(self) -> int:
@@ -300,8 +316,10 @@ class MqttScenario(Scenario):
         await self.drive(first, self.per_cycle, 2000)
         await self.tracker.wait_seen(first, self.per_cycle, 60, f"{self.name} warm-up")
 
-    async def add_ainsite(self) -> None:
-        """Add the integration's subscription; return once its persistent session subscribed.
+    async def add_ainsite(self) -> dict[str, Any]:
+        """Add the integration's subscription; once its persistent session subscribed, return.
+
+        The answer is the flow's result, with the entry.
 
         The config flow's own check subscribes too, as a clean session that is gone at once:
         readings sent before the entry's session subscribed would be lost.
@@ -315,9 +333,10 @@ class MqttScenario(Scenario):
             SUBSCRIPTION,
             tls=False,
         )
-        await self.ha.config_flow("energy_telemetry", *answers)
+        entry = await self.ha.config_flow("energy_telemetry", *answers)
         topic_filter = subscription_filter(self.customer, SUBSCRIPTION)
         await self.env.broker.await_subscribed(topic_filter, persistent=True, since=since)
+        return entry
 
 
 class AinsiteScenario(MqttScenario):
@@ -475,6 +494,113 @@ class NovacoreScenario(Scenario):
         await self.server.stop()
 
 
+class ScaleScenario(MqttScenario):
+    """N meters x 10 registers through one Ainsite entry, from a publisher in its own process.
+
+    Nothing streams state changes to the bench: the probe (bench_probe) counts the entry's
+    entities inside Home Assistant and says when the last one got there.
+    """
+
+    name = "scale"
+
+    def __init__(self, settings: Settings, env: Environment, tag: str) -> None:
+        super().__init__(settings, env, tag)
+        self.meters = settings.scale_meters
+        self.entities = self.meters * (len(REGISTERS) + 1)
+        """Per meter: a sensor per register and its last reading."""
+        self.entry_id = ""
+        self.probe = ProbeEvents()
+        self.publisher: PublisherProcess | None = None
+        self.profiles: list[Path] = []
+
+    def extra_yaml(self) -> str:
+        return "bench_probe:\n" + ("recorder:\n" if self.settings.scale_recorder else "")
+
+    async def start(self) -> None:
+        await self.ha.start()
+        ws = await self.ha.websocket()
+        ws.on_event = self.probe.on_event
+
+    async def setup(self) -> None:
+        entry = await self.add_ainsite()
+        self.entry_id = entry["result"]["entry_id"]
+
+    async def start_publisher(self) -> None:
+        broker = self.env.broker
+        self.publisher = PublisherProcess(
+            port=broker.plain_port,
+            username=broker.admin_username,
+            password=broker.admin_password,
+            customer=self.customer,
+            subscription=SUBSCRIPTION,
+            meters=self.meters,
+            registers=REGISTERS,
+            log_path=self.env.workdir / f"{self.tag}-publisher.log",
+        )
+        await self.publisher.start()
+
+    async def watch(self, name: str, mode: str) -> None:
+        """Have the probe count this entry's entities (see bench_probe for the modes)."""
+        await self.ha.call(
+            "bench_probe/watch",
+            name=name,
+            entry_id=self.entry_id,
+            mode=mode,
+            target=self.entities,
+        )
+
+    async def round(self, number: int, what: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Publish round `number`; return the publisher's answer and the probe's `done`."""
+        assert self.publisher is not None
+        timeout = 120 + self.entities * 0.05
+        answer = await self.publisher.publish_round(number, timeout)
+        done = await self.probe.wait_done(f"round{number}", self.entities, timeout, what)
+        return answer, done
+
+    @contextlib.asynccontextmanager
+    async def profiled(self, phase: str) -> AsyncIterator[None]:
+        """Sample Home Assistant with py-spy during the block, if this scenario is profiled."""
+        directory = self.settings.profile_dir
+        if self.name not in self.settings.profile or directory is None:
+            yield
+            return
+        spy = PySpy(self.ha.pid, directory / f"{self.tag}-{phase}.collapsed.txt")
+        await spy.start()
+        try:
+            yield
+        finally:
+            summary = await spy.stop()
+            self.profiles += [spy.output, summary]
+
+    async def close(self) -> None:
+        if self.publisher is not None:
+            await self.publisher.stop()
+
+
+class ScaleFloorScenario(ScaleScenario):
+    """The same messages read by bench_scale_floor: the same entities, nothing else."""
+
+    name = "scale_floor"
+
+    async def setup(self) -> None:
+        broker = self.env.broker
+        since = broker.log_size()
+        topic_filter = subscription_filter(self.customer, SUBSCRIPTION)
+        entry = await self.ha.config_flow(
+            "bench_scale_floor",
+            {
+                "host": "127.0.0.1",
+                "port": broker.plain_port,
+                "username": MQTT_USER,
+                "password": MQTT_PASSWORD,
+                "topic": topic_filter,
+                "client_id": f"bench-floor-{self.tag}",
+            },
+        )
+        self.entry_id = entry["result"]["entry_id"]
+        await broker.await_subscribed(topic_filter, persistent=True, since=since)
+
+
 class StatsScenario(MqttScenario):
     """Energy totals of many meters every 15 simulated minutes, with the recorder running."""
 
@@ -602,6 +728,8 @@ SCENARIO_TYPES: dict[str, type[Scenario]] = {
     "floor": FloorScenario,
     "stats_on": StatsScenario,
     "stats_off": StatsOffScenario,
+    "scale": ScaleScenario,
+    "scale_floor": ScaleFloorScenario,
 }
 
 
@@ -648,6 +776,23 @@ class Result:
     """CPU of the event loop's thread alone (statistics scenarios)."""
     rows_ok: bool | None = None
     """Whether the imported hourly rows were right (statistics scenarios)."""
+    first_value_s: float = math.nan
+    """Scale: from the first message of round 1 until every entity showed a value."""
+    round2_s: float = math.nan
+    """Scale: from the first message of round 2 until every entity showed its new value."""
+    setup_s: float = math.nan
+    unload_s: float = math.nan
+    """Scale: the reload's set-up (setup_in_progress -> loaded) and unload, in seconds."""
+    back: int = 0
+    """Scale: entities the set-up brought back (a state written by the entity itself)."""
+    round1_cpu_s: float = math.nan
+    round2_cpu_s: float = math.nan
+    reload_cpu_s: float = math.nan
+    """Scale: CPU seconds of the Home Assistant process (all threads) in each phase."""
+    round1_acked_s: float = math.nan
+    round2_acked_s: float = math.nan
+    """Scale: when the broker had acknowledged the round's last message (the sender's pace)."""
+    profiles: list[Path] = field(default_factory=list)
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -747,13 +892,10 @@ def _start_profiler(scenario: Scenario, duration: float) -> subprocess.Popen[byt
         return None
     output = Path(directory) / f"{scenario.tag}.txt"
     return subprocess.Popen(
-        [
-            "py-spy", "record", "--pid", str(scenario.ha.pid), "--rate", "250", "--format", "raw",
-            "--duration", str(math.ceil(duration)), "--output", str(output),
-        ],
+        py_spy_command(scenario.ha.pid, output, duration=duration),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    )
 
 
 async def measure_ramp(scenario: Scenario, result: Result, rates: tuple[int, ...]) -> None:
@@ -881,18 +1023,24 @@ async def run_statistics_scenario(
         await ha.stop()
         await scenario.close()
         gc.enable()
-    if VERBOSE:
-        log = (config_dir / "home-assistant.log").read_text(errors="replace")
-        problems = [
-            line for line in log.splitlines() if "ERROR" in line or "doesn't specify" in line
-        ]
-        print(f"bench:   {name}: {len(problems)} error lines {problems[:3]}", file=sys.stderr)
+    _print_log_problems(config_dir, name)
     return result
+
+
+def _print_log_problems(config_dir: Path, name: str) -> None:
+    """With BENCH_VERBOSE, print how many error lines Home Assistant logged, and the first."""
+    if not VERBOSE:
+        return
+    log = (config_dir / "home-assistant.log").read_text(errors="replace")
+    problems = [line for line in log.splitlines() if "ERROR" in line or "doesn't specify" in line]
+    print(f"bench:   {name}: {len(problems)} error lines {problems[:3]}", file=sys.stderr)
 
 
 async def run_scenario(env: Environment, settings: Settings, name: str, repeat: int) -> Result:
     if name in STATS_SCENARIOS:
         return await run_statistics_scenario(env, settings, name, repeat)
+    if name in SCALE_SCENARIOS:
+        return await run_scale_scenario(env, settings, name, repeat)
     tag = f"{name}{repeat}"
     scenario = SCENARIO_TYPES[name](settings, env, tag)
     config_dir = copy_template(env.template, env.workdir / tag)
@@ -932,6 +1080,88 @@ async def run_scenario(env: Environment, settings: Settings, name: str, repeat: 
     return result
 
 
+async def measure_scale(scenario: ScaleScenario, result: Result) -> None:
+    """Round 1 (first values, memory), round 2, then a reload of the entry (set-up time)."""
+    ha, settings = scenario.ha, scenario.settings
+    clock = time.monotonic()
+
+    def step(what: str) -> None:
+        nonlocal clock
+        if VERBOSE:
+            now = time.monotonic()
+            print(f"bench:   {what} {now - clock:.1f} s", file=sys.stderr, flush=True)
+            clock = now
+
+    await scenario.start_publisher()
+    step("publisher ready")
+    created = time.time()
+    reset_peak(ha.pid)
+    idle = memory_kib(ha.pid, "VmRSS")
+    await scenario.watch("round1", "value")
+    async with scenario.profiled("round1"):
+        cpu = cpu_seconds(ha.pid)
+        answer, done = await scenario.round(1, "round 1: entities showing their first value")
+        result.round1_cpu_s = cpu_seconds(ha.pid) - cpu
+    peak = memory_kib(ha.pid, "VmHWM")
+    result.entities = done["count"]
+    result.first_value_s = done["at"] - answer["first"]
+    result.round1_acked_s = answer["acked"] - answer["first"]
+    result.mem_per_entity_kib = (peak - idle) / result.entities
+    step(f"round 1: {answer['messages']} messages, {done['count']} entities")
+    if settings.wait_for_saves:
+        await _wait_registries_saved(ha, created)
+        step("registries saved")
+    await scenario.watch("round2", "changed")
+    async with scenario.profiled("round2"):
+        cpu = cpu_seconds(ha.pid)
+        answer, done = await scenario.round(2, "round 2: entities showing their new value")
+        result.round2_cpu_s = cpu_seconds(ha.pid) - cpu
+    result.round2_s = done["at"] - answer["first"]
+    result.round2_acked_s = answer["acked"] - answer["first"]
+    step("round 2")
+    await scenario.watch("setup", "setup")
+    async with scenario.profiled("setup"):
+        cpu = cpu_seconds(ha.pid)
+        await ha.rest("POST", f"/api/config/config_entries/entry/{scenario.entry_id}/reload")
+        done = await scenario.probe.wait_done(
+            "setup", scenario.entities, 120 + scenario.entities * 0.02, "the entry's reload"
+        )
+        result.reload_cpu_s = cpu_seconds(ha.pid) - cpu
+    states = done["states"]
+    if done.get("outcome") != "loaded":
+        raise RuntimeError(f"{scenario.name}: the reload ended {done.get('outcome')}: {done}")
+    result.setup_s = states["loaded"] - states["setup_in_progress"]
+    unloading = states.get("unload_in_progress", done["started"])
+    result.unload_s = states["not_loaded"] - unloading
+    result.back = done["count"]
+    step(f"reload: {result.back} of {done['registered']} registered entities back")
+
+
+async def run_scale_scenario(
+    env: Environment, settings: Settings, name: str, repeat: int
+) -> Result:
+    tag = f"{name}{repeat}"
+    scenario = SCENARIO_TYPES[name](settings, env, tag)
+    assert isinstance(scenario, ScaleScenario)
+    config_dir = copy_template(env.template, env.workdir / tag)
+    ha = bench_process(env.python, config_dir, scenario.extra_yaml())
+    scenario.ha = ha
+    result = Result()
+    gc.collect()
+    gc.disable()
+    try:
+        await scenario.start()
+        await scenario.setup()
+        await measure_scale(scenario, result)
+    finally:
+        await scenario.close()
+        await ha.stop()
+        gc.enable()
+        result.profiles = scenario.profiles
+    _print_log_problems(config_dir, name)
+    return result
+
+
 # --- report ------------------------------------------------------------------------------------
 
 
@@ -947,6 +1177,8 @@ def _fmt(value: float, digits: int = 2) -> str:
 def report(settings: Settings, results: dict[str, list[Result]], elapsed: float) -> str:
     rows: dict[str, dict[str, float]] = {}
     for name, runs in results.items():
+        if name in SCALE_SCENARIOS:
+            continue
         cpu = _median([run.cpu_per_1k for run in runs])
         writes = _median([run.writes_per_reading for run in runs])
         rows[name] = {
@@ -972,6 +1204,7 @@ def report(settings: Settings, results: dict[str, list[Result]], elapsed: float)
         f"{settings.meters} meters x {settings.registers} registers; "
         f"CPU phase {settings.n} readings (novacore {settings.novacore_n}); "
         f"statistics: {settings.stats_meters} meters x {settings.stats_cycles} readings; "
+        f"scale: {settings.scale_meters} meters x {len(REGISTERS)} registers; "
         f"{os.cpu_count()} CPUs; {elapsed:.0f} s"
     )
     header = (
@@ -979,7 +1212,9 @@ def report(settings: Settings, results: dict[str, list[Result]], elapsed: float)
         f"{'rate/s':>6} {'p50 ms':>7} {'p99 ms':>7} {'lost':>4} {'sustained/s':>11} "
         f"{'entities':>8} {'KiB/entity':>10}"
     )
-    lines = [title, "", header]
+    lines = [title, ""]
+    if rows:
+        lines.append(header)
     for name, row in rows.items():
         lines.append(
             f"{name:<9} {_fmt(row['cpu'], 3):>11} {_fmt(row['writes'], 2):>9} "
@@ -987,19 +1222,83 @@ def report(settings: Settings, results: dict[str, list[Result]], elapsed: float)
             f"{_fmt(row['p50'], 1):>7} {_fmt(row['p99'], 1):>7} {row['lost']:>4.0f} "
             f"{_fmt(row['sustained'], 0):>11} {row['entities']:>8.0f} {_fmt(row['mem'], 2):>10}"
         )
-    lines.append("")
-    lines.append("ramp (rate: lag at mid / at end, s; + sustained, - backlog), per repeat:")
+    if rows:
+        lines.extend(
+            ["", "ramp (rate: lag at mid / at end, s; + sustained, - backlog), per repeat:"]
+        )
     for name, runs in results.items():
-        if name in STATS_SCENARIOS:
+        if name in STATS_SCENARIOS or name in SCALE_SCENARIOS:
             continue
         for index, run in enumerate(runs):
             steps = " ".join(
                 f"{rate}:{mid:.2f}/{end:.2f}{'+' if ok else '-'}" for rate, mid, end, ok in run.ramp
             )
             lines.append(f"  {name:<9} #{index + 1} {steps}")
-    lines.append("")
-    lines.extend(_targets(settings, rows))
-    return "\n".join(lines)
+    if rows:
+        lines.append("")
+    scale = _scale_block(settings, results)
+    if scale:
+        lines.extend([*scale, ""])
+    targets = _targets(settings, rows)
+    if len(targets) > 1:
+        lines.extend(targets)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _scale_block(settings: Settings, results: dict[str, list[Result]]) -> list[str]:
+    """The scale scenarios: each measure in absolute terms and as a ratio to the floor."""
+    runs = {name: results[name] for name in SCALE_SCENARIOS if name in results}
+    if not runs:
+        return []
+    entities = settings.scale_meters * (len(REGISTERS) + 1)
+    recorder = "with" if settings.scale_recorder else "without"
+    profiled = [name for name in runs if name in settings.profile]
+    lines = [
+        f"scale: {settings.scale_meters} meters x {len(REGISTERS)} registers = {entities} "
+        f"entities through one entry; publisher in its own process; {recorder} the recorder; "
+        f"medians of {settings.repeat}"
+        + (f"; PROFILED ({', '.join(profiled)}): py-spy slows what it samples" if profiled else ""),
+        f"  {'measure':<44} {'scale':>9} {'scale_floor':>12} {'scale/floor':>12}",
+    ]
+
+    def median(name: str, value: Callable[[Result], float]) -> float:
+        return _median([value(run) for run in runs.get(name, [])])
+
+    def row(label: str, value: Callable[[Result], float], digits: int = 2) -> None:
+        ours, floor = median("scale", value), median("scale_floor", value)
+        ratio = (
+            ours / floor if floor and not math.isnan(ours) and not math.isnan(floor) else math.nan
+        )
+        lines.append(
+            f"  {label:<44} {_fmt(ours, digits):>9} {_fmt(floor, digits):>12} {_fmt(ratio, 2):>12}"
+        )
+
+    def per_back(run: Result) -> float:
+        return run.setup_s / run.back * 1000 if run.back else math.nan
+
+    row("1. first value of every entity (s)", lambda run: run.first_value_s)
+    row("2. set-up, all in the registry (s)", lambda run: run.setup_s)
+    row("3. memory per entity (KiB)", lambda run: run.mem_per_entity_kib)
+    row("4. second round, every new value (s)", lambda run: run.round2_s)
+    row("   CPU in round 1 (s)", lambda run: run.round1_cpu_s)
+    row("   CPU in the reload: unload + set-up (s)", lambda run: run.reload_cpu_s)
+    row("   CPU in round 2 (s)", lambda run: run.round2_cpu_s)
+    row("   unload before the set-up (s)", lambda run: run.unload_s)
+    row("   set-up per entity brought back (ms)", per_back, 3)
+    row("   entities brought back by the set-up", lambda run: float(run.back), 0)
+    row("   round 1 acknowledged by the broker (s)", lambda run: run.round1_acked_s)
+    row("   round 2 acknowledged by the broker (s)", lambda run: run.round2_acked_s)
+    made = {name: median(name, lambda run: float(run.entities)) for name in runs}
+    lines.append(
+        "  (elapsed times run from the round's first message; the broker's acknowledgements show"
+        " the sender's pace; entities with a value after round 1: "
+        + ", ".join(f"{name} {count:.0f}" for name, count in made.items())
+        + ")"
+    )
+    for name, named in runs.items():
+        for run in named:
+            lines.extend(f"  profile ({name}): {path}" for path in run.profiles)
+    return lines
 
 
 def _targets(settings: Settings, rows: dict[str, dict[str, float]]) -> list[str]:
@@ -1101,6 +1400,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
             stats_cycles=8,
             stats_rate=200,
             stats_warmup=False,
+            scale_meters=20,
         )
     if args.repeat:
         settings.repeat = args.repeat
@@ -1114,6 +1414,22 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         if unknown:
             parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
         settings.scenarios = names
+    if args.scale_meters:
+        settings.scale_meters = args.scale_meters
+    settings.scale_recorder = args.scale_recorder
+    if args.profile:
+        names = tuple(name.strip() for name in args.profile.split(",") if name.strip())
+        unknown = set(names) - set(SCALE_SCENARIOS)
+        if unknown:
+            parser.error(f"--profile takes {','.join(SCALE_SCENARIOS)}, not {','.join(unknown)}")
+        if not_run := set(names) - set(settings.scenarios):
+            parser.error(f"--profile {','.join(sorted(not_run))}: not among the scenarios run")
+        settings.profile = names
+        settings.profile_dir = Path(
+            args.profile_dir or tempfile.mkdtemp(prefix="energy-telemetry-profile-")
+        ).absolute()
+        settings.profile_dir.mkdir(parents=True, exist_ok=True)
+        print(f"bench: profiles go to {settings.profile_dir}", file=sys.stderr, flush=True)
     return settings
 
 

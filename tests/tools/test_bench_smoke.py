@@ -1,7 +1,8 @@
 """Smoke run of the benchmark harness (scripts/bench): tiny N, every scenario, one table.
 
 It proves the harness works end to end (real Home Assistant processes, mosquitto, the Novacore
-simulator, the floor integration); it asserts no performance target.
+simulator, the floor integrations, the scale scenario's publisher process and probe); it asserts
+no performance target.
 """
 
 from __future__ import annotations
@@ -62,7 +63,18 @@ def test_bench_quick_prints_the_table() -> None:
     out = result.stdout
     assert "CPU s/1k rd" in out
     for name in ("ainsite", "baseline", "novacore", "floor", "stats_on", "stats_off"):
-        assert any(line.startswith(name) for line in out.splitlines()), out
+        assert any(line.startswith(name + " ") for line in out.splitlines()), out
+    # The scale block: 20 meters x 10 registers, each measure of both sides and their ratio.
+    assert "scale: 20 meters x 10 registers = 220 entities through one entry" in out
+    for measure in (
+        "1. first value of every entity (s)",
+        "2. set-up, all in the registry (s)",
+        "3. memory per entity (KiB)",
+        "4. second round, every new value (s)",
+    ):
+        line = next(line for line in out.splitlines() if measure in line)
+        assert "n/a" not in line, line
+    assert "entities with a value after round 1: scale 220, scale_floor 220" in out
     assert "ratios and targets:" in out
     assert "ainsite/baseline CPU per reading" in out
     assert "sustained" in out
