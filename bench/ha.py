@@ -19,6 +19,7 @@ FLOOR = ROOT / "bench" / "floor_component" / "bench_floor"
 NO_STATISTICS = ROOT / "bench" / "floor_component" / "bench_no_statistics"
 SCALE_FLOOR = ROOT / "bench" / "floor_component" / "bench_scale_floor"
 PROBE = ROOT / "bench" / "floor_component" / "bench_probe"
+GC = ROOT / "bench" / "floor_component" / "bench_gc"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 TOKEN_FILE = "bench_token"  # noqa: S105 - a file name
 
@@ -33,6 +34,7 @@ homeassistant:
   currency: SEK
   country: SE
 api:
+bench_gc:
 config:
 logger:
   default: warning
@@ -74,7 +76,7 @@ def bench_process(python: str, config_dir: Path, extra_yaml: str = "") -> HomeAs
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [extra, env.get("PYTHONPATH")]))
     ha = HomeAssistantProcess(python, config_dir, env=env)
     ha.write_configuration(CONFIGURATION + extra_yaml)
-    ha.link_integrations(INTEGRATION, FLOOR, NO_STATISTICS, SCALE_FLOOR, PROBE)
+    ha.link_integrations(INTEGRATION, FLOOR, NO_STATISTICS, SCALE_FLOOR, PROBE, GC)
     token = config_dir / TOKEN_FILE
     if token.exists():
         ha.token = token.read_text().strip()

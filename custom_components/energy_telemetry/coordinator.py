@@ -181,6 +181,12 @@ class PushCoordinator(DataUpdateCoordinator[dict[str, Group]]):
     ) -> None:
         """Register a platform's callback and hand it the points of that platform known so far."""
         self._new_points_listeners[platform] = listener
+
+        @callback
+        def _forget() -> None:  # its platform is gone
+            self._new_points_listeners.pop(platform, None)
+
+        self.config_entry.async_on_unload(_forget)
         points = [
             point
             for group in self.data.values()

@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Final
 
 from homeassistant.core import callback
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddEntitiesCallback
 
 from .coordinator import EnergyTelemetryConfigEntry, Point, PushCoordinator
+
+_PLACEHOLDERS: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+MAX_SHARED: Final = 4096
+
+
+def _shared(placeholders: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    """Return one dict of translation placeholders for every entity with the same ones.
+
+    Home Assistant only reads it; a thousand meters' registers share ten.
+    """
+    found = _PLACEHOLDERS.get(placeholders)
+    if found is None:
+        if len(_PLACEHOLDERS) >= MAX_SHARED:
+            _PLACEHOLDERS.clear()
+        found = _PLACEHOLDERS[placeholders] = dict(placeholders)
+    return found
 
 
 class EnergyTelemetryEntity(Entity):
@@ -24,8 +41,8 @@ class EnergyTelemetryEntity(Entity):
         self.entity_description = point.description
         self._attr_unique_id = point.unique_id
         self._attr_device_info = point.group.device_info
-        if point.description.placeholders:
-            self._attr_translation_placeholders = dict(point.description.placeholders)
+        if placeholders := point.description.placeholders:
+            self._attr_translation_placeholders = _shared(placeholders)
 
     @property
     def available(self) -> bool:

@@ -205,6 +205,7 @@ class StatisticsImporter:
         self.failed = 0
         self.read_errors = 0
         self.without_start = 0
+        self.stored_wait = STORED_WAIT
 
     # --- series -------------------------------------------------------------------------------
 
@@ -411,7 +412,7 @@ class StatisticsImporter:
         known: set[str] = set()
         registered = False
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(STORED_WAIT):
+            async with asyncio.timeout(self.stored_wait):
                 while True:
                     await instance.async_block_till_done()
                     known = set(

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
+import threading
 from typing import Any
 
+from homeassistant.components.recorder import Recorder
 from homeassistant.components.recorder.statistics import get_metadata, statistics_during_period
+from homeassistant.components.recorder.tasks import RecorderTask
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.recorder import get_instance
 from homeassistant.util import dt as dt_util
@@ -78,3 +82,13 @@ async def compile_short_term(hass: HomeAssistant) -> None:
     await async_wait_recording_done(hass)
     do_adhoc_statistics(hass, start=start)
     await async_wait_recording_done(hass)
+
+
+@dataclass(slots=True)
+class Hold(RecorderTask):
+    """Keeps the recorder's thread busy until the gate opens."""
+
+    gate: threading.Event
+
+    def run(self, instance: Recorder) -> None:
+        self.gate.wait(10)

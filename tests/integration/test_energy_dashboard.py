@@ -6,6 +6,7 @@ energy validator.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -13,6 +14,7 @@ from homeassistant.components.energy.data import async_get_manager
 from homeassistant.components.energy.validate import async_validate
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers.recorder import get_instance
 from homeassistant.setup import async_setup_component
 import pytest
 
@@ -20,7 +22,7 @@ from custom_components.energy_telemetry.compat import energy_keys, energy_unifie
 from simulator.ainsite_publisher import payload_v1
 from tests.helpers.ainsite import at, setup_ainsite, topic
 from tests.helpers.novacore import send, setup_fast
-from tests.helpers.recorder import compile_short_term
+from tests.helpers.recorder import Hold, compile_short_term, importer_of
 from tests.helpers.site import READINGS, SITE_ID, Novacore
 from tests.helpers.waiting import wait_for
 
@@ -240,4 +242,62 @@ async def test_without_the_energy_dashboard(hass: HomeAssistant, novacore: Novac
     result = await open_step(hass, entry)
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "no_energy_dashboard"
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_what_the_step_says_when_it_has_nothing_to_add(
+    hass: HomeAssistant, novacore: Novacore, energy: None
+) -> None:
+    entry = await setup_fast(hass, novacore)
+    result = await open_step(hass, entry)
+    assert result["reason"] == "energy_dashboard_nothing"  # no energy counter has reported yet
+    for kind in ("pv", "battery", "meter", "ev_charger"):
+        await send(hass, novacore, entry, {**READINGS[kind], "timestamp": time.time() * 1000})
+    # The recorder is busy: the statistics cannot be confirmed in time.
+    importer = importer_of(entry)
+    await wait_for(lambda: all(feed.series.seeded for feed in importer.feeds.values()))
+    importer.stored_wait = 0.5
+    gate = threading.Event()
+    get_instance(hass).queue_task(Hold(gate))
+    try:
+        result = await open_step(hass, entry)
+    finally:
+        gate.set()
+    assert result["reason"] == "energy_dashboard_waiting"
+    assert result["description_placeholders"]["waiting"] == (
+        "battery_1, garage-charger, grid-meter, pv-array"
+    )
+    # With the recorder back, nothing ticked adds nothing.
+    importer.stored_wait = 10.0
+    result = await open_step(hass, entry)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"grid": [], "solar": [], "battery": [], "device": []}
+    )
+    assert result["reason"] == "energy_dashboard_unchanged"
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_preferences_the_release_refuses(
+    hass: HomeAssistant, novacore: Novacore, energy: None
+) -> None:
+    """Preferences that do not validate (here the user's own, with a meter twice) are not
+    written; the step says why."""
+    entry = await site(hass, novacore)
+    meter = "sensor.someone_elses_meter"
+    if energy_unified_grid():
+        grid = {"type": "grid", "stat_energy_from": meter, "cost_adjustment_day": 0.0}
+        broken = [grid, dict(grid)]
+    else:
+        flow = {"stat_energy_from": meter, "stat_cost": None}
+        broken = [
+            {"type": "grid", "flow_from": [flow, flow], "flow_to": [], "cost_adjustment_day": 0.0}
+        ]
+    manager = await async_get_manager(hass)
+    await manager.async_update({"energy_sources": broken, "device_consumption": []})
+    before = await preferences(hass)
+    result = await open_step(hass, entry)
+    result = await hass.config_entries.options.async_configure(result["flow_id"], {})
+    assert result["reason"] == "energy_dashboard_refused"
+    assert meter in result["description_placeholders"]["error"]
+    assert await preferences(hass) == before
     assert await hass.config_entries.async_unload(entry.entry_id)

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from datetime import timedelta
 import logging
 import threading
 from typing import Any
 
-from homeassistant.components.recorder import Recorder
 from homeassistant.components.recorder.statistics import (
     list_statistic_ids,
 )
-from homeassistant.components.recorder.tasks import RecorderTask
 from homeassistant.components.sensor import SensorDeviceClass, SensorStateClass
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP
@@ -36,7 +33,15 @@ from custom_components.energy_telemetry.statistics import statistic_kind
 from simulator.ainsite_publisher import payload_v1, payload_v2
 from tests.helpers.ainsite import ENERGY, setup_ainsite, topic
 from tests.helpers.novacore import setup_novacore
-from tests.helpers.recorder import changes, flush, hour, hourly, importer_of, metadata_of
+from tests.helpers.recorder import (
+    Hold as _Hold,
+    changes,
+    flush,
+    hour,
+    hourly,
+    importer_of,
+    metadata_of,
+)
 from tests.helpers.site import CUSTOMER_ID, SITE_ID, Novacore
 from tests.helpers.waiting import wait_for
 
@@ -195,16 +200,6 @@ async def test_a_restart_in_the_middle_continues_the_series(
     assert await hourly(hass, ENERGY_ID) == rows
     assert entry.runtime_data.diagnostics()["statistics"]["too_old"] == 1
     assert await hass.config_entries.async_unload(entry.entry_id)
-
-
-@dataclass(slots=True)
-class _Hold(RecorderTask):
-    """Keeps the recorder's thread busy until the gate opens."""
-
-    gate: threading.Event
-
-    def run(self, instance: Recorder) -> None:
-        self.gate.wait(10)
 
 
 async def map_register_12_to_energy_per_interval(hass: HomeAssistant, entry: Any) -> None:

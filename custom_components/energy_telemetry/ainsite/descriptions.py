@@ -43,10 +43,27 @@ LAST_READING_DESCRIPTION: Final = EnergyTelemetrySensorEntityDescription(
 )
 
 
+_DESCRIPTIONS: dict[tuple[str, object, object], EnergyTelemetrySensorEntityDescription] = {}
+"""Descriptions made so far, by register and mapping (shared by every meter that has one)."""
+MAX_CACHED: Final = 4096
+
+
 def register_description(
     register_id: str, mapping: dict[str, Any] | None
 ) -> EnergyTelemetrySensorEntityDescription:
     """Describe a register: register 2 is an energy total; others are numbers until mapped."""
+    cache_key = (register_id, (mapping or {}).get("kind"), (mapping or {}).get("unit"))
+    description = _DESCRIPTIONS.get(cache_key)
+    if description is None:
+        if len(_DESCRIPTIONS) >= MAX_CACHED:
+            _DESCRIPTIONS.clear()
+        description = _DESCRIPTIONS[cache_key] = _describe(register_id, mapping)
+    return description
+
+
+def _describe(
+    register_id: str, mapping: dict[str, Any] | None
+) -> EnergyTelemetrySensorEntityDescription:
     kind = (mapping or {}).get("kind")
     if kind not in REGISTER_KINDS:
         kind = "energy_meter" if register_id == ENERGY_TOTAL_REGISTER else "number"

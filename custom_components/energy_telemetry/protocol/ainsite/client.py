@@ -19,6 +19,7 @@ import uuid
 import weakref
 
 import aiomqtt
+from paho.mqtt.enums import MQTTErrorCode
 
 from .errors import (
     AinsiteAuthError,
@@ -40,6 +41,10 @@ QOS: Final = 1
 _AUTH_CONNACK_CODES: Final = frozenset({4, 5, 0x86, 0x87})
 _AUTH_CONNACK_NAMES: Final = frozenset({"bad user name or password", "not authorized"})
 _SUBACK_FAILURE: Final = 0x80
+READ_SIZE: Final = 65536
+"""Bytes taken from the socket at once."""
+PACKETS_PER_WAKE_UP: Final = 256
+"""Packets handled before the event loop runs something else (the rest follow next turn)."""
 
 
 class _QuietLogger(logging.LoggerAdapter[logging.Logger]):
@@ -171,15 +176,47 @@ def _guard_socket_registration(client: aiomqtt.Client) -> None:
         if not disconnected.done():
             disconnected.set_exception(exc)
 
-    def read() -> None:  # as aiomqtt's reader
+    # paho reads a packet in several small reads (its type, each byte of its length, its
+    # body): they are served from one read of the socket, and every packet that came in is
+    # handled in one wake-up, so one write carries all their acknowledgements.
+    data = b""
+    offset = 0
+    data_sock: Any = None
+
+    def recv(size: int) -> bytes:
+        nonlocal data, offset, data_sock
+        sock = paho_client._sock  # noqa: SLF001
+        if sock is None:
+            raise ConnectionError("the socket is closed")
+        if sock is not data_sock:
+            data, offset, data_sock = b"", 0, sock
+        if offset >= len(data):
+            try:
+                data = sock.recv(READ_SIZE)
+            except ssl.SSLWantReadError as err:
+                raise BlockingIOError from err
+            except ssl.SSLWantWriteError as err:
+                paho_client._call_socket_register_write()  # noqa: SLF001
+                raise BlockingIOError from err
+            offset = 0
+        chunk = data[offset : offset + size]
+        offset += len(chunk)
+        return chunk
+
+    paho_client._sock_recv = recv  # type: ignore[method-assign,assignment]  # noqa: SLF001
+
+    def read() -> None:  # as aiomqtt's reader, for every packet that came in
         try:
-            while True:
-                paho_client.loop_read()
-                # loop_read does not always consume every decoded byte of an SSL socket
-                sock = paho_client._sock  # noqa: SLF001
-                if sock is not None and hasattr(sock, "pending") and sock.pending() > 0:
-                    continue
-                break
+            for _ in range(PACKETS_PER_WAKE_UP):
+                if paho_client._sock is None:  # noqa: SLF001
+                    return
+                rc = paho_client._packet_read()  # noqa: SLF001
+                if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
+                    return  # all read
+                if rc > 0:
+                    paho_client._loop_rc_handle(rc)  # noqa: SLF001
+                    return
+            loop.call_soon(read)  # more, maybe already read from the socket: next turn
         except Exception as exc:  # noqa: BLE001 - as aiomqtt: the connection broke
             failed(exc)
 

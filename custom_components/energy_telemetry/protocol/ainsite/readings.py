@@ -18,6 +18,9 @@ MAX_PAYLOAD_BYTES: Final = 64 * 1024
 MAX_ABS_VALUE: Final = 1e15
 MIN_TIMESTAMP: Final = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
 MAX_FUTURE_SECONDS: Final = 86400.0
+MAX_CACHED_TIMES: Final = 1024
+_TIMES: dict[str, tuple[datetime, float]] = {}
+"""Timestamps read so far (registers of one reading, and meters of one round, share them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,19 +97,25 @@ def _timestamp(raw: Any, now: float) -> datetime:
         raise _Reject("missing_timestamp")
     if not isinstance(raw, str) or len(raw) > 64:
         raise _Reject("invalid_timestamp")
-    try:
-        parsed = datetime.fromisoformat(raw)
-    except ValueError:
-        raise _Reject("invalid_timestamp") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    elif parsed.utcoffset():
-        parsed = parsed.astimezone(UTC)
-    else:
-        parsed = parsed.replace(tzinfo=UTC)
-    epoch = parsed.timestamp()
-    if epoch < MIN_TIMESTAMP:
-        raise _Reject("timestamp_too_old")
+    cached = _TIMES.get(raw)
+    if cached is None:
+        try:
+            parsed = datetime.fromisoformat(raw)
+        except ValueError:
+            raise _Reject("invalid_timestamp") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        elif parsed.utcoffset():
+            parsed = parsed.astimezone(UTC)
+        else:
+            parsed = parsed.replace(tzinfo=UTC)
+        epoch = parsed.timestamp()
+        if epoch < MIN_TIMESTAMP:
+            raise _Reject("timestamp_too_old")
+        if len(_TIMES) >= MAX_CACHED_TIMES:
+            _TIMES.clear()
+        _TIMES[raw] = cached = (parsed, epoch)
+    parsed, epoch = cached
     if epoch > now + MAX_FUTURE_SECONDS:
         raise _Reject("timestamp_in_future")
     return parsed

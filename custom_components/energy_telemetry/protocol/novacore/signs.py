@@ -583,9 +583,7 @@ class SignEngine:
 
     def _forget_quietest(self) -> None:
         """Make room: forget the DER whose last evidence (or reading) is the oldest."""
-        quietest = min(
-            self._ders, key=lambda der: _last_heard(self._ders[der]), default=None
-        )
+        quietest = min(self._ders, key=lambda der: _last_heard(self._ders[der]), default=None)
         if quietest is not None:
             del self._ders[quietest]
             self.revision += 1
