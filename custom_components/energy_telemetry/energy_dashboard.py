@@ -225,7 +225,9 @@ async def async_save(hass: HomeAssistant, update: dict[str, Any]) -> None:
         data.ENERGY_SOURCE_SCHEMA(update["energy_sources"])
         for device in update["device_consumption"]:
             data.DEVICE_CONSUMPTION_SCHEMA(device)
-    except vol.Invalid as err:  # probatio's Invalid where Home Assistant aliases voluptuous
+    # probatio's Invalid where Home Assistant aliases voluptuous; the release's own validators
+    # raise a KeyError or TypeError on preferences they do not expect.
+    except (vol.Invalid, KeyError, TypeError, ValueError) as err:
         LOGGER.warning("The energy dashboard refuses the new preferences: %s", err)
         raise EnergyPreferencesError(str(err)) from err
     manager = await data.async_get_manager(hass)

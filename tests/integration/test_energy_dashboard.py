@@ -288,7 +288,12 @@ async def test_preferences_the_release_refuses(
         grid = {"type": "grid", "stat_energy_from": meter, "cost_adjustment_day": 0.0}
         broken = [grid, dict(grid)]
     else:
-        flow = {"stat_energy_from": meter, "stat_cost": None}
+        flow = {
+            "stat_energy_from": meter,
+            "stat_cost": None,
+            "entity_energy_price": None,
+            "number_energy_price": None,
+        }
         broken = [
             {"type": "grid", "flow_from": [flow, flow], "flow_to": [], "cost_adjustment_day": 0.0}
         ]
