@@ -193,6 +193,8 @@ class HomeAssistantProcess:
         self.child.start()
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
         await self.wait_ready(timeout)
+        if self.token:
+            await self.confirm_http_config()
 
     async def wait_ready(self, timeout: float = 300.0) -> None:
         """Wait until Home Assistant reports RUNNING (before onboarding: until it answers).
@@ -294,7 +296,23 @@ class HomeAssistantProcess:
             "/api/onboarding/integration",
             {"client_id": client_id, "redirect_uri": f"{self.url}/?auth_callback=1"},
         )
+        await self.confirm_http_config()
         return self.token
+
+    async def confirm_http_config(self) -> None:
+        """Confirm the HTTP settings this process runs with, where the release asks for that.
+
+        Home Assistant 2026.11 takes the YAML http: settings as a trial that the owner confirms
+        (its frontend opens a dialog over every page until then); a trial not confirmed within 5
+        minutes is undone: Home Assistant restarts on its defaults (port 8123, every interface).
+        Older releases have no such trial (and no `http/config` command).
+        """
+        try:
+            config = await self.call("http/config")
+        except HassError:
+            return
+        if config.get("active_config_type") == "pending":
+            await self.call("http/config/promote")
 
     async def websocket(self) -> HassWebSocket:
         """Return the websocket connection of this process, opened on first use."""
