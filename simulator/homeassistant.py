@@ -1,8 +1,9 @@
 """A real Home Assistant in a child process, for the demo and the benchmark.
 
-Start it, onboard it, use its REST and websocket APIs, run config flows over REST, stop it. The
-rule: the process is a Child (its own process group, stopped with it, gone when its parent dies),
-and every wait on it polls for the state it needs and fails saying what it was still missing.
+Start it, onboard it, use its REST and websocket APIs, run config and options flows over REST,
+stop it. The rule: the process is a Child (its own process group, stopped with it, gone when its
+parent dies), and every wait on it polls for the state it needs and fails saying what it was still
+missing.
 """
 
 from __future__ import annotations
@@ -359,6 +360,38 @@ class HomeAssistantProcess:
         if result.get("type") != "create_entry":
             raise HassError(f"config flow {handler} did not create an entry: {result}")
         return result
+
+    async def options_flow(
+        self, entry_id: str, *answers: Mapping[str, Any] | None
+    ) -> list[dict[str, Any]]:
+        """Run an entry's options flow over REST, as its Configure dialog does.
+
+        Each answer goes to the step before it: a menu's {"next_step_id": ...}, a form's
+        fields; None submits a form as it is shown, every field at its default. Return every
+        result in order, the menu's or form the flow opened with first (HassError when a form
+        comes back with errors).
+        """
+        url = "/api/config/config_entries/options/flow"
+        result: dict[str, Any] = await self.rest(
+            "POST", url, {"handler": entry_id, "show_advanced_options": False}
+        )
+        results = [result]
+        for answer in answers:
+            if result.get("type") not in ("menu", "form"):
+                break
+            if result.get("errors"):
+                raise HassError(f"options flow, {result.get('step_id')}: {result['errors']}")
+            defaults = {
+                field["name"]: field["default"]
+                for field in result.get("data_schema") or []
+                if "default" in field
+            }
+            body = defaults if answer is None else dict(answer)
+            result = await self.rest("POST", f"{url}/{result['flow_id']}", body)
+            results.append(result)
+        if result.get("errors"):
+            raise HassError(f"options flow, {result.get('step_id')}: {result['errors']}")
+        return results
 
     async def call(self, message_type: str, **payload: Any) -> Any:
         """Send a websocket command and return its result."""
