@@ -4,8 +4,9 @@ Starts a Novacore server fed by the site model, a mosquitto broker fed by the Ai
 and a real Home Assistant; onboards it through its own API, adds both sources through the
 integration's config flow over REST, sends both a past day of readings the way live data comes
 (the backfill), adds each entry to the energy dashboard through its options flow (Configure ->
-Energy dashboard -> Submit, over REST), and keeps everything running until Ctrl-C or SIGTERM. The rule: everything started is stopped on the way out, and a start-up wait that times
-out stops the demo saying what was missing.
+Energy dashboard -> Submit, over REST), and keeps everything running until Ctrl-C or SIGTERM.
+The rule: everything started is stopped on the way out, and a start-up wait that times out stops
+the demo saying what was missing.
 """
 
 from __future__ import annotations
