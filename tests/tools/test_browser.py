@@ -299,7 +299,7 @@ class Instance:
 
 @contextlib.asynccontextmanager
 async def instance(tmp_path: Path, language: str) -> AsyncIterator[Instance]:
-    """Start the Novacore server and Home Assistant; the owner's language is `language`."""
+    """Start the Novacore server and Home Assistant, its language and its owner's `language`."""
     novacore = NovacoreServer()
     await novacore.start("127.0.0.1", 0)
     key = Ed25519PrivateKey.generate()
@@ -315,18 +315,18 @@ async def instance(tmp_path: Path, language: str) -> AsyncIterator[Instance]:
     env = {**environment_without_coverage(), "PYTHONUNBUFFERED": "1"}
     env.pop("PYTHONPATH", None)
     hass = HomeAssistantProcess(sys.executable, config, output=tmp_path / "hass.out", env=env)
-    hass.write_configuration(
-        "\n".join(
-            [
-                *(f"{domain}:" for domain in CONFIGURED_INTEGRATIONS),
-                "logger:",
-                "  default: warning",
-            ]
-        )
-        + "\n"
-    )
-    hass.link_integrations(INTEGRATION)
     try:
+        hass.write_configuration(
+            "\n".join(
+                [
+                    *(f"{domain}:" for domain in CONFIGURED_INTEGRATIONS),
+                    "logger:",
+                    "  default: warning",
+                ]
+            )
+            + "\n"
+        )
+        hass.link_integrations(INTEGRATION)
         await hass.start(START_TIMEOUT)
         await hass.onboard("Browser", USERNAME, PASSWORD)
         await hass.call(
