@@ -52,6 +52,17 @@ ensure_mosquitto() {
   $sudo systemctl disable --now mosquitto >/dev/null 2>&1 || true
 }
 
+# Install Debian's Chromium with apt-get when it is missing (the browser test and scripts/screenshot
+# drive it; Playwright's own browser downloads are not used).
+ensure_chromium() {
+  if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then return 0; fi
+  echo "$NAME: installing chromium" >&2
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+}
+
 # Create (or re-create, when the Python version changed) the virtual environment $1 with $2.
 ensure_venv() {
   local venv=$1 python=$2 version

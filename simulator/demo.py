@@ -3,9 +3,10 @@
 Starts a Novacore server fed by the site model, a mosquitto broker fed by the Ainsite publisher,
 and a real Home Assistant; onboards it through its own API, adds both sources through the
 integration's config flow over REST, sends both a past day of readings the way live data comes
-(the backfill), sets up the energy dashboard, and keeps everything running until Ctrl-C or
-SIGTERM. The rule: everything started is stopped on the way out, and a start-up wait that times
-out stops the demo saying what was missing.
+(the backfill), adds each entry to the energy dashboard through its options flow (Configure ->
+Energy dashboard -> Submit, over REST), and keeps everything running until Ctrl-C or SIGTERM.
+The rule: everything started is stopped on the way out, and a start-up wait that times out stops
+the demo saying what was missing.
 """
 
 from __future__ import annotations
@@ -166,8 +167,10 @@ class Demo:
     model: SiteModel | None = None
     token: str | None = None
     entities: dict[str, Any] = field(default_factory=dict)
-    statistics: dict[str, Any] = field(default_factory=dict)
-    """The integration's external statistic of each energy total the dashboard uses."""
+    entries: dict[str, str] = field(default_factory=dict)
+    """The config entry id of each source ("novacore", "ainsite")."""
+    energy_dashboard: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    """What each entry's energy dashboard step added, by role (grid, solar, battery, device)."""
     backfill_end: datetime | None = None
     """Where the past day the demo sends at start-up ends (a 15-minute boundary)."""
     backfill_gate: asyncio.Event = field(default_factory=asyncio.Event)
@@ -214,14 +217,15 @@ class Demo:
         await self._add_ainsite(hass)
         self._start_publisher()
         _say("waiting for the integration's sensors")
-        unique_ids = await self._find_entities(ws)
-        self.statistics = statistic_ids(unique_ids)
-        await self._set_energy_prefs(ws)
+        await self._find_entities(ws)
         if options.backfill:
             # A live reading of every meter came through: the entry's session is
             # subscribed, and the past day goes the same way.
             self.backfill_gate.set()
             await self._wait_for_backfill(ws)
+        # The dashboard takes the statistics as they are: the past day's are there now.
+        for source in ("novacore", "ainsite"):
+            await self._add_to_energy_dashboard(hass, source)
 
     def _prepare_config_dir(self) -> None:
         requested = self.options.config_dir
@@ -424,7 +428,8 @@ class Demo:
     async def _add_novacore(self, hass: HomeAssistantProcess) -> None:
         assert self.novacore is not None
         key = {"private_key": private_key_pem(self.key)}
-        await hass.config_flow(DOMAIN, *novacore_answers(self.novacore.url, SITE_ID, key))
+        result = await hass.config_flow(DOMAIN, *novacore_answers(self.novacore.url, SITE_ID, key))
+        self.entries["novacore"] = result["result"]["entry_id"]
         _say("added the Novacore site through the config flow")
 
     async def _add_ainsite(self, hass: HomeAssistantProcess) -> None:
@@ -436,14 +441,12 @@ class Demo:
             SUBSCRIPTION_ID,
             tls=False,
         )
-        await hass.config_flow(DOMAIN, *answers)
+        result = await hass.config_flow(DOMAIN, *answers)
+        self.entries["ainsite"] = result["result"]["entry_id"]
         _say("added the Ainsite subscription through the config flow")
 
-    async def _find_entities(self, ws: HassWebSocket) -> dict[str, Any]:
-        """Find the entities the energy dashboard uses in the entity registry (self.entities).
-
-        Return their unique ids by the same names (the Ainsite meters' as a list).
-        """
+    async def _find_entities(self, ws: HassWebSocket) -> None:
+        """Find the demo's main entities in the entity registry (self.entities), with values."""
         assert self.model is not None
         model = self.model
         wanted = {
@@ -461,7 +464,7 @@ class Demo:
         }
         missing: list[str] = sorted(wanted)
 
-        async def found() -> dict[str, Any] | None:
+        async def found() -> bool:
             registry = await ws.call("config/entity_registry/list")
             mine = [entry for entry in registry if entry.get("platform") == DOMAIN]
             by_unique_id = {entry["unique_id"]: entry["entity_id"] for entry in mine}
@@ -471,12 +474,12 @@ class Demo:
                 if unique_id in by_unique_id
             }
             ainsite = sorted(
-                (entry["entity_id"], entry["unique_id"])
+                entry["entity_id"]
                 for entry in mine
                 if entry.get("translation_key") == "energy_total"
             )
             states = {state["entity_id"]: state for state in await ws.call("get_states")}
-            ids = [*entities.values(), *(entity_id for entity_id, _ in ainsite)]
+            ids = [*entities.values(), *ainsite]
             missing[:] = sorted(set(wanted) - set(entities))
             if len(ainsite) < len(DEFAULT_METERS):
                 missing.append(f"{len(DEFAULT_METERS) - len(ainsite)} Ainsite meters")
@@ -486,13 +489,13 @@ class Demo:
                 if states.get(entity_id, {}).get("state") in (None, "unknown", "unavailable")
             )
             if missing:
-                return None
-            entities["ainsite_meters"] = [entity_id for entity_id, _ in ainsite]
+                return False
+            entities["ainsite_meters"] = ainsite
             self.entities = entities
-            return {**wanted, "ainsite_meters": [unique_id for _, unique_id in ainsite]}
+            return True
 
         try:
-            return await poll(found, timeout=ENTITIES_TIMEOUT, what=lambda: missing)
+            await poll(found, timeout=ENTITIES_TIMEOUT, what=lambda: missing)
         except WaitTimeoutError as err:
             raise DemoError(f"the integration's sensors: {err}\n{self._log_tail()}") from None
 
@@ -501,15 +504,23 @@ class Demo:
 
         Both sources sent their past day as readings (the Novacore site through its stream,
         the Ainsite meters through the broker); the integration's statistics importer files
-        them under their hours, as it does with late or queued live readings. The demo runs on
-        without them (the dashboard fills later), saying which are missing.
+        them under their hours, as it does with late or queued live readings. Its statistics
+        are those the recorder lists with the integration as their source, one per energy
+        counter. The demo runs on without them (the dashboard fills later), saying which are
+        missing.
         """
         assert self.backfill_end is not None
         first = self.backfill_end - timedelta(hours=BACKFILL_HOURS)
-        ids = energy_statistic_ids(self.statistics)
-        short: list[str] = list(ids)
+        counters = len(TOTALS) + 1 + len(self.entities["ainsite_meters"])  # + the EV charger
+        short: list[str] = [f"{counters} statistics of {DOMAIN}"]
+        ids: list[str] = []
 
         async def filed() -> bool:
+            listed = await ws.call("recorder/list_statistic_ids", statistic_type="sum")
+            ids[:] = sorted(item["statistic_id"] for item in listed if item.get("source") == DOMAIN)
+            if len(ids) < counters:
+                short[:] = [f"{counters - len(ids)} more statistics of {DOMAIN} (listed: {ids})"]
+                return False
             rows = await ws.call(
                 "recorder/statistics_during_period",
                 start_time=first.isoformat(),
@@ -527,37 +538,30 @@ class Demo:
             _say(f"{err} (the dashboard fills later)")
             return
         _say(
-            f"the energy dashboard has the past {BACKFILL_HOURS} hours: the integration"
+            f"the integration's {len(ids)} statistics have the past {BACKFILL_HOURS} hours: it"
             " filed the backfilled readings under their hours"
         )
 
-    async def _set_energy_prefs(self, ws: HassWebSocket) -> None:
-        assert self.model is not None
-        capacity = self.model.battery_capacity_wh / 1000.0
-        prefs = energy_preferences(
-            self.entities, self.statistics, power=True, battery_capacity_kwh=capacity
+    async def _add_to_energy_dashboard(self, hass: HomeAssistantProcess, source: str) -> None:
+        """Configure -> Energy dashboard -> Submit with what the form offers, as a user does.
+
+        The integration's own step builds the dashboard's sources for the running release; the
+        demo takes its preset as it comes (for the two Ainsite meters: individual devices).
+        """
+        results = await hass.options_flow(
+            self.entries[source], {"next_step_id": "energy_dashboard"}, None
         )
-        try:
-            await ws.call("energy/save_prefs", **prefs)
-        except HassError as err:
-            _say(f"the energy dashboard refused the power sensors ({err}); set up without them")
-            prefs = energy_preferences(
-                self.entities, self.statistics, power=False, battery_capacity_kwh=capacity
+        *_, form, done = results
+        if done.get("reason") != "energy_dashboard_saved":
+            raise DemoError(
+                f"the energy dashboard step of the {source} entry ended with {done}:\n"
+                f"{self._log_tail()}"
             )
-            await ws.call("energy/save_prefs", **prefs)
-        solar, battery = prefs["energy_sources"][-2:]
-        extras = [
-            name
-            for name, present in (
-                ("power sensors", "stat_rate" in solar),
-                ("battery state of charge", "stat_soc" in battery),
-            )
-            if present
-        ]
+        added = ticked(form)
+        self.energy_dashboard[source] = added
         _say(
-            "energy dashboard set up from the integration's statistics: grid (the site's meter"
-            " and the Ainsite meters), solar, battery, the EV charger as a device"
-            + (f"; {', '.join(extras)}" if extras else "")
+            f"{SOURCE_NAMES[source]}: Configure -> Energy dashboard -> Submit added "
+            + "; ".join(f"{role}: {', '.join(names)}" for role, names in added.items())
         )
 
     # ------------------------------------------------------------ ready
@@ -604,7 +608,7 @@ class Demo:
             "ha_pid": self.hass.pid if self.hass else None,
             "mosquitto_pid": mosquitto_pid,
             "entities": self.entities,
-            "statistics": self.statistics,
+            "energy_dashboard": self.energy_dashboard,
             "backfill_start": None
             if self.backfill_end is None
             else (self.backfill_end - timedelta(hours=BACKFILL_HOURS)).isoformat(),
@@ -663,177 +667,24 @@ class Demo:
                 shutil.rmtree(self.config_dir, ignore_errors=True)
 
 
+SOURCE_NAMES = {"novacore": "the Novacore site", "ainsite": "the Ainsite subscription"}
 TOTALS = ("pv_energy", "battery_charged", "battery_discharged", "grid_imported", "grid_exported")
+"""The Novacore site's energy totals in `Demo.entities` (the EV charger's is "ev_charged")."""
 
 
-def statistic_ids(unique_ids: dict[str, Any]) -> dict[str, Any]:
-    """Return the integration's external statistic of each energy total, by the same names.
-
-    `energy_telemetry:<the sensor's unique id, slugified>`, as the integration names them.
-    """
-    from homeassistant.util import slugify  # noqa: PLC0415 - Home Assistant is heavy
-
-    def of(unique_id: str) -> str:
-        return f"{DOMAIN}:{slugify(unique_id)}"
-
-    found: dict[str, Any] = {name: of(unique_ids[name]) for name in (*TOTALS, "ev_charged")}
-    found["ainsite_meters"] = [of(unique_id) for unique_id in unique_ids["ainsite_meters"]]
-    return found
-
-
-def energy_statistic_ids(statistics: dict[str, Any]) -> list[str]:
-    """Return every statistic id of `statistic_ids`, as a flat list."""
-    return [
-        item
-        for value in statistics.values()
-        for item in (value if isinstance(value, list) else [value])
-    ]
-
-
-def _schema_keys(schema: Any) -> set[str]:
-    """Return the keys a voluptuous or probatio schema (possibly inside an All) accepts."""
-    inner = getattr(schema, "schema", None)
-    if isinstance(inner, dict):
-        return {str(key) for key in inner}
-    keys: set[str] = set()
-    for validator in getattr(schema, "validators", ()):
-        keys |= _schema_keys(validator)
-    return keys
-
-
-def energy_schema_keys(name: str) -> set[str]:
-    """Return the keys the running Home Assistant's energy preferences accept in a part.
-
-    `name`: a schema of `homeassistant.components.energy.data`, such as
-    "BATTERY_SOURCE_SCHEMA"; no keys when this release does not have it.
-    """
-    try:
-        from homeassistant.components.energy import data  # noqa: PLC0415
-    except ImportError:
-        return set()
-    return _schema_keys(getattr(data, name, None))
-
-
-def _unified_grid() -> bool:
-    """Return True where a grid source names its meters directly (Home Assistant 2026.3+)."""
-    try:
-        from homeassistant.components.energy import data  # noqa: PLC0415
-    except ImportError:
-        return False
-    grid_type = getattr(data, "GridSourceType", None)
-    return grid_type is not None and "stat_energy_to" in getattr(grid_type, "__annotations__", {})
-
-
-def _power(keys: set[str], entity_id: str) -> dict[str, Any]:
-    """Return a source's power sensor in the newest form this release takes, or nothing.
-
-    The integration's power sensors already follow the dashboard's signs (grid positive while
-    importing, battery positive while discharging), so the standard form is the right one:
-    the inverted and two-sensor forms of `power_config` are for sensors that do not.
-    """
-    if "power_config" in keys:
-        return {"power_config": {"stat_rate": entity_id}}
-    if "stat_rate" in keys:
-        return {"stat_rate": entity_id}
-    return {}
-
-
-def _grid_sources(statistics: dict[str, Any]) -> list[dict[str, Any]]:
-    """Return the grid connections: the site's meter, then each Ainsite meter (import only).
-
-    An Ainsite meter is a utility meter: the energy it counts comes from the grid. Newer
-    releases take a grid source per connection; older ones one grid source with lists.
-    """
-    meters = statistics["ainsite_meters"]
-    if _unified_grid():
-        return [
-            {
-                "type": "grid",
-                "stat_energy_from": energy_from,
-                "stat_energy_to": energy_to,
-                "stat_cost": None,
-                "entity_energy_price": None,
-                "number_energy_price": None,
-                "stat_compensation": None,
-                "entity_energy_price_export": None,
-                "number_energy_price_export": None,
-                "cost_adjustment_day": 0.0,
-            }
-            for energy_from, energy_to in [
-                (statistics["grid_imported"], statistics["grid_exported"]),
-                *((meter, None) for meter in meters),
-            ]
-        ]
-    return [
-        {
-            "type": "grid",
-            "flow_from": [
-                {
-                    "stat_energy_from": energy_from,
-                    "stat_cost": None,
-                    "entity_energy_price": None,
-                    "number_energy_price": None,
-                }
-                for energy_from in (statistics["grid_imported"], *meters)
-            ],
-            "flow_to": [
-                {
-                    "stat_energy_to": statistics["grid_exported"],
-                    "stat_compensation": None,
-                    "entity_energy_price": None,
-                    "number_energy_price": None,
-                }
-            ],
-            "cost_adjustment_day": 0.0,
+def ticked(form: dict[str, Any]) -> dict[str, list[str]]:
+    """Return what a form of multi-select lists has ticked at first: labels, by list name."""
+    found: dict[str, list[str]] = {}
+    for item in form.get("data_schema") or []:
+        config = item.get("selector", {}).get("select", {})
+        labels = {
+            option["value"]: option["label"]
+            for option in config.get("options", [])
+            if isinstance(option, dict)
         }
-    ]
-
-
-def energy_preferences(
-    entities: dict[str, Any],
-    statistics: dict[str, Any],
-    *,
-    power: bool,
-    battery_capacity_kwh: float | None = None,
-) -> dict[str, Any]:
-    """Return energy/save_prefs arguments with only the keys this release accepts.
-
-    Energy comes from the integration's external statistics (each reading in the hour it was
-    measured); power, state of charge and capacity from the sensors, where this release has
-    them (`power`: False leaves the power sensors out). The EV charger's charging is a device.
-    """
-    grids = _grid_sources(statistics)
-    solar: dict[str, Any] = {
-        "type": "solar",
-        "stat_energy_from": statistics["pv_energy"],
-        "config_entry_solar_forecast": None,
-    }
-    battery: dict[str, Any] = {
-        "type": "battery",
-        "stat_energy_from": statistics["battery_discharged"],
-        "stat_energy_to": statistics["battery_charged"],
-    }
-    battery_keys = energy_schema_keys("BATTERY_SOURCE_SCHEMA")
-    if "stat_soc" in battery_keys:
-        battery["stat_soc"] = entities["battery_soc"]
-    if "capacity" in battery_keys and battery_capacity_kwh:
-        battery["capacity"] = battery_capacity_kwh
-    if power:
-        if "stat_rate" in energy_schema_keys("SOLAR_SOURCE_SCHEMA"):
-            solar["stat_rate"] = entities["pv_power"]
-        battery.update(_power(battery_keys, entities["battery_power"]))
-        grid = grids[0]  # the site's meter has the power sensor
-        grid_keys = energy_schema_keys("GRID_SOURCE_SCHEMA")
-        if "flow_from" not in grid:
-            grid.update(_power(grid_keys, entities["grid_power"]))
-        elif "power" in grid_keys:
-            option = _power(energy_schema_keys("GRID_POWER_SOURCE_SCHEMA"), entities["grid_power"])
-            if option:
-                grid["power"] = [option]  # pairs with the first of flow_from
-    return {
-        "energy_sources": [*grids, solar, battery],
-        "device_consumption": [{"stat_consumption": statistics["ev_charged"]}],
-    }
+        if chosen := [labels.get(value, value) for value in item.get("default") or []]:
+            found[item["name"]] = chosen
+    return found
 
 
 # --------------------------------------------------------------------------- main

@@ -1,8 +1,9 @@
 """A real Home Assistant in a child process, for the demo and the benchmark.
 
-Start it, onboard it, use its REST and websocket APIs, run config flows over REST, stop it. The
-rule: the process is a Child (its own process group, stopped with it, gone when its parent dies),
-and every wait on it polls for the state it needs and fails saying what it was still missing.
+Start it, onboard it, use its REST and websocket APIs, run config and options flows over REST,
+stop it. The rule: the process is a Child (its own process group, stopped with it, gone when its
+parent dies), and every wait on it polls for the state it needs and fails saying what it was still
+missing.
 """
 
 from __future__ import annotations
@@ -193,6 +194,8 @@ class HomeAssistantProcess:
         self.child.start()
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
         await self.wait_ready(timeout)
+        if self.token:
+            await self.confirm_http_config()
 
     async def wait_ready(self, timeout: float = 300.0) -> None:
         """Wait until Home Assistant reports RUNNING (before onboarding: until it answers).
@@ -294,7 +297,23 @@ class HomeAssistantProcess:
             "/api/onboarding/integration",
             {"client_id": client_id, "redirect_uri": f"{self.url}/?auth_callback=1"},
         )
+        await self.confirm_http_config()
         return self.token
+
+    async def confirm_http_config(self) -> None:
+        """Confirm the HTTP settings this process runs with, where the release asks for that.
+
+        Home Assistant 2026.11 takes the YAML http: settings as a trial that the owner confirms
+        (its frontend opens a dialog over every page until then); a trial not confirmed within 5
+        minutes is undone: Home Assistant restarts on its defaults (port 8123, every interface).
+        Older releases have no such trial (and no `http/config` command).
+        """
+        try:
+            config = await self.call("http/config")
+        except HassError:
+            return
+        if config.get("active_config_type") == "pending":
+            await self.call("http/config/promote")
 
     async def websocket(self) -> HassWebSocket:
         """Return the websocket connection of this process, opened on first use."""
@@ -341,6 +360,38 @@ class HomeAssistantProcess:
         if result.get("type") != "create_entry":
             raise HassError(f"config flow {handler} did not create an entry: {result}")
         return result
+
+    async def options_flow(
+        self, entry_id: str, *answers: Mapping[str, Any] | None
+    ) -> list[dict[str, Any]]:
+        """Run an entry's options flow over REST, as its Configure dialog does.
+
+        Each answer goes to the step before it: a menu's {"next_step_id": ...}, a form's
+        fields; None submits a form as it is shown, every field at its default. Return every
+        result in order, the menu's or form the flow opened with first (HassError when a form
+        comes back with errors).
+        """
+        url = "/api/config/config_entries/options/flow"
+        result: dict[str, Any] = await self.rest(
+            "POST", url, {"handler": entry_id, "show_advanced_options": False}
+        )
+        results = [result]
+        for answer in answers:
+            if result.get("type") not in ("menu", "form"):
+                break
+            if result.get("errors"):
+                raise HassError(f"options flow, {result.get('step_id')}: {result['errors']}")
+            defaults = {
+                field["name"]: field["default"]
+                for field in result.get("data_schema") or []
+                if "default" in field
+            }
+            body = defaults if answer is None else dict(answer)
+            result = await self.rest("POST", f"{url}/{result['flow_id']}", body)
+            results.append(result)
+        if result.get("errors"):
+            raise HassError(f"options flow, {result.get('step_id')}: {result['errors']}")
+        return results
 
     async def call(self, message_type: str, **payload: Any) -> Any:
         """Send a websocket command and return its result."""

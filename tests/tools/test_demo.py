@@ -18,7 +18,7 @@ import aiohttp
 from homeassistant.util import slugify
 import pytest
 
-from simulator.demo import BACKFILL_HOURS, TOTALS, energy_schema_keys
+from simulator.demo import BACKFILL_HOURS, TOTALS
 from simulator.homeassistant import HassWebSocket
 from simulator.processes import free_port, port_is_free
 from tests.helpers.repository import REPO_ROOT, environment_without_coverage
@@ -136,11 +136,22 @@ async def _check_running_demo(info: dict[str, Any]) -> None:
 
         stats = {name: statistic(entities[name]) for name in (*TOTALS, "ev_charged")}
         meters = [statistic(entity_id) for entity_id in entities["ainsite_meters"]]
-        assert info["statistics"] == {**stats, "ainsite_meters": meters}
+        # Added through each entry's options flow (Configure -> Energy dashboard -> Submit),
+        # its preset as it comes: the Ainsite entry's two meters as individual devices.
+        added = info["energy_dashboard"]
+        assert set(added) == {"novacore", "ainsite"}, added
+        assert {role: len(names) for role, names in added["novacore"].items()} == {
+            "grid": 1,
+            "solar": 1,
+            "battery": 1,
+            "device": 1,
+        }, added
+        assert list(added["ainsite"]) == ["device"], added
+        assert len(added["ainsite"]["device"]) == len(meters), added
         _check_energy_prefs(prefs, entities, stats, meters)
         allowed = set(mine) | set(stats.values()) | set(meters)
-        for source in prefs["energy_sources"]:
-            for key, value in source.items():
+        for part in (*prefs["energy_sources"], *prefs["device_consumption"]):
+            for key, value in part.items():
                 if key.startswith("stat_") and isinstance(value, str):
                     assert value in allowed, (key, value)
         async with HassWebSocket.connect(session, info["url"], info["token"]) as ws:
@@ -222,10 +233,33 @@ async def _check_running_demo(info: dict[str, Any]) -> None:
         assert {_value(states, entities["battery_power"]) for states in samples} == {0.0}
 
 
+def _schema_keys(schema: Any) -> set[str]:
+    """Return the keys a voluptuous or probatio schema (possibly inside an All) accepts."""
+    inner = getattr(schema, "schema", None)
+    if isinstance(inner, dict):
+        return {str(key) for key in inner}
+    keys: set[str] = set()
+    for validator in getattr(schema, "validators", ()):
+        keys |= _schema_keys(validator)
+    return keys
+
+
+def energy_schema_keys(name: str) -> set[str]:
+    """Return the keys the installed release's energy preferences accept in a part."""
+    from homeassistant.components.energy import data
+
+    return _schema_keys(getattr(data, name, None))
+
+
+def _power_of(part: dict[str, Any]) -> str | None:
+    """Return a part's power sensor, in either form (Home Assistant resolves power_config)."""
+    return part.get("stat_rate") or part.get("power_config", {}).get("stat_rate")
+
+
 def _check_energy_prefs(
     prefs: dict[str, Any], entities: dict[str, Any], stats: dict[str, str], meters: list[str]
 ) -> None:
-    """The dashboard's sources, with only the keys the running release accepts."""
+    """The dashboard's sources: energy from the statistics, power and SoC where taken."""
     grids = [source for source in prefs["energy_sources"] if source["type"] == "grid"]
     if "flow_from" in grids[0]:  # Home Assistant before the unified grid source
         assert len(grids) == 1
@@ -234,49 +268,50 @@ def _check_energy_prefs(
     else:
         imports = [grid["stat_energy_from"] for grid in grids]
         exports = [grid["stat_energy_to"] for grid in grids if grid["stat_energy_to"]]
-    # The site's meter, then the Ainsite meters (utility meters: grid consumption).
-    assert imports == [stats["grid_imported"], *meters]
+    # The site's meter is the grid connection.
+    assert imports == [stats["grid_imported"]]
     assert exports == [stats["grid_exported"]]
     sources = {s["type"]: s for s in prefs["energy_sources"] if s["type"] != "grid"}
+    assert set(sources) == {"solar", "battery"}, prefs
     solar, battery = sources["solar"], sources["battery"]
     assert solar["stat_energy_from"] == stats["pv_energy"]
     assert battery["stat_energy_from"] == stats["battery_discharged"]
     assert battery["stat_energy_to"] == stats["battery_charged"]
-    # The EV charger's charging is a device.
-    assert [device["stat_consumption"] for device in prefs["device_consumption"]] == [
-        stats["ev_charged"]
-    ]
+    # The EV charger's charging, then each Ainsite meter: individual devices.
+    devices = prefs["device_consumption"]
+    assert [device["stat_consumption"] for device in devices] == [stats["ev_charged"], *meters]
 
     battery_keys = energy_schema_keys("BATTERY_SOURCE_SCHEMA")
     if "stat_soc" in battery_keys:
         assert battery["stat_soc"] == entities["battery_soc"]
     else:
         assert "stat_soc" not in battery
+    if "capacity" in battery_keys:
+        assert battery["capacity"] > 0, battery
     if "stat_rate" in energy_schema_keys("SOLAR_SOURCE_SCHEMA"):
         assert solar["stat_rate"] == entities["pv_power"]
     else:
         assert "stat_rate" not in solar
-    # Standard power sensors (the integration's signs are the dashboard's); Home Assistant
-    # resolves power_config to stat_rate.
+    # Standard power sensors (the integration's signs are the dashboard's).
     if "stat_rate" in battery_keys:
-        assert battery["stat_rate"] == entities["battery_power"]
-        if "power_config" in battery_keys:
-            assert battery["power_config"] == {"stat_rate": entities["battery_power"]}
+        assert _power_of(battery) == entities["battery_power"]
     else:
-        assert "stat_rate" not in battery
-    grid, *others = grids
+        assert _power_of(battery) is None
+    (grid,) = grids
     grid_keys = energy_schema_keys("GRID_SOURCE_SCHEMA")
     if "flow_from" not in grid and "stat_rate" in grid_keys:
-        assert grid["stat_rate"] == entities["grid_power"]
+        assert _power_of(grid) == entities["grid_power"]
     elif "flow_from" in grid and "power" in grid_keys:
         (option,) = grid["power"]
-        assert entities["grid_power"] in (
-            option.get("stat_rate"),
-            option.get("power_config", {}).get("stat_rate"),
-        )
+        assert _power_of(option) == entities["grid_power"]
     else:
         assert "power" not in grid
-        assert "stat_rate" not in grid
+        assert _power_of(grid) is None
+    ev, *others = devices
+    if "stat_rate" in energy_schema_keys("DEVICE_CONSUMPTION_SCHEMA"):
+        assert ev["stat_rate"] == entities["ev_power"]
+    else:
+        assert "stat_rate" not in ev
     assert all("stat_rate" not in other for other in others)
 
 

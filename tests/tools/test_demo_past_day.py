@@ -19,7 +19,6 @@ from simulator.ainsite_publisher import (
     backfill_messages,
     run_publisher,
 )
-from simulator.demo import TOTALS, energy_preferences, energy_schema_keys
 from simulator.model import SiteModel
 from tests.helpers.site import CUSTOMER_ID, MQTT_PASSWORD, MQTT_USERNAME, SUBSCRIPTION_ID
 
@@ -154,27 +153,3 @@ async def test_publisher_backfill_after_gate_and_live_never_ahead(mosquitto: Any
         # Live totals go on from the past day's last one.
         assert values[-1] <= live[0]
         assert live == sorted(live)
-
-
-def test_energy_preferences_accepted_by_this_release() -> None:
-    """The demo's energy preferences pass this release's own schemas, with its newest keys."""
-    from homeassistant.components.energy import data
-
-    entities = {
-        name: f"sensor.{name}"
-        for name in ("pv_power", "battery_power", "battery_soc", "grid_power", "ev_power")
-    }
-    statistics: dict[str, Any] = {
-        name: f"energy_telemetry:{name}" for name in (*TOTALS, "ev_charged")
-    }
-    statistics["ainsite_meters"] = ["energy_telemetry:m1", "energy_telemetry:m2"]
-    prefs = energy_preferences(entities, statistics, power=True, battery_capacity_kwh=10.0)
-    data.ENERGY_SOURCE_SCHEMA(prefs["energy_sources"])
-    for device in prefs["device_consumption"]:
-        data.DEVICE_CONSUMPTION_SCHEMA(device)
-    battery = prefs["energy_sources"][-1]
-    assert ("stat_soc" in battery) == ("stat_soc" in energy_schema_keys("BATTERY_SOURCE_SCHEMA"))
-    assert prefs["device_consumption"] == [{"stat_consumption": "energy_telemetry:ev_charged"}]
-    without_power = energy_preferences(entities, statistics, power=False)
-    data.ENERGY_SOURCE_SCHEMA(without_power["energy_sources"])
-    assert "sensor.grid_power" not in json.dumps(without_power)
