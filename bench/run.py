@@ -1004,33 +1004,42 @@ async def measure_statistics(scenario: StatsScenario, result: Result) -> None:
         result.rows_ok = await scenario.rows_right(scenario.next_seq // meters)
 
 
-async def run_statistics_scenario(
+def _stepper() -> Callable[[str], None]:
+    """With BENCH_VERBOSE, a function that prints what was done and the seconds since the last."""
+    clock = time.monotonic()
+
+    def step(what: str) -> None:
+        nonlocal clock
+        now = time.monotonic()
+        if VERBOSE:
+            print(f"bench:   {what} {now - clock:.1f} s", file=sys.stderr, flush=True)
+        clock = now
+
+    return step
+
+
+@contextlib.asynccontextmanager
+async def _running(
     env: Environment, settings: Settings, name: str, repeat: int
-) -> Result:
+) -> AsyncIterator[Scenario]:
+    """A scenario's Home Assistant started and set up; stopped, with its log checked, after."""
     tag = f"{name}{repeat}"
     scenario = SCENARIO_TYPES[name](settings, env, tag)
-    assert isinstance(scenario, StatsScenario)
     config_dir = copy_template(env.template, env.workdir / tag)
-    ha = bench_process(env.python, config_dir, scenario.extra_yaml())
-    scenario.ha = ha
-    result = Result()
+    scenario.prepare(config_dir)
+    scenario.ha = bench_process(env.python, config_dir, scenario.extra_yaml())
+    # The bench's own collector must not pause the clock that times Home Assistant.
     gc.collect()
     gc.disable()
     try:
         await scenario.start()
         await scenario.setup()
-        before = await ha.sensor_count()
-        await scenario.create_entities()
-        result.entities = await ha.sensor_count() - before
-        if settings.wait_for_saves:
-            await _wait_registries_saved(ha, time.time() - 5)
-        await measure_statistics(scenario, result)
+        yield scenario
     finally:
-        await ha.stop()
+        await scenario.ha.stop()
         await scenario.close()
         gc.enable()
     _print_log_problems(config_dir, name)
-    return result
 
 
 def _print_log_problems(config_dir: Path, name: str) -> None:
@@ -1043,60 +1052,39 @@ def _print_log_problems(config_dir: Path, name: str) -> None:
 
 
 async def run_scenario(env: Environment, settings: Settings, name: str, repeat: int) -> Result:
-    if name in STATS_SCENARIOS:
-        return await run_statistics_scenario(env, settings, name, repeat)
-    if name in SCALE_SCENARIOS:
-        return await run_scale_scenario(env, settings, name, repeat)
-    tag = f"{name}{repeat}"
-    scenario = SCENARIO_TYPES[name](settings, env, tag)
-    config_dir = copy_template(env.template, env.workdir / tag)
-    scenario.prepare(config_dir)
-    ha = bench_process(env.python, config_dir, scenario.extra_yaml())
-    scenario.ha = ha
     result = Result()
-    clock = time.monotonic()
-
-    def step(what: str) -> None:
-        nonlocal clock
-        now = time.monotonic()
-        if VERBOSE:
-            print(f"bench:   {what} {now - clock:.1f} s", file=sys.stderr, flush=True)
-        clock = now
-
-    # The bench's own collector must not pause the clock that times Home Assistant.
-    gc.collect()
-    gc.disable()
-    try:
-        await scenario.start()
-        step("started")
-        await scenario.setup()
-        step("set up")
-        await measure_memory(scenario, result)
-        step("memory")
-        await measure_cpu(scenario, result)
-        step("cpu")
-        rates = settings.novacore_ramp if name == "novacore" else settings.mqtt_ramp
-        await measure_ramp(scenario, result, rates)
-        step("ramp")
-    finally:
-        await ha.stop()
-        await scenario.close()
-        gc.enable()
-        step("stopped")
+    step = _stepper()
+    async with _running(env, settings, name, repeat) as scenario:
+        step("started and set up")
+        if isinstance(scenario, StatsScenario):
+            ha = scenario.ha
+            before = await ha.sensor_count()
+            await scenario.create_entities()
+            result.entities = await ha.sensor_count() - before
+            if settings.wait_for_saves:
+                await _wait_registries_saved(ha, time.time() - 5)
+            await measure_statistics(scenario, result)
+        elif isinstance(scenario, ScaleScenario):
+            try:
+                await measure_scale(scenario, result)
+            finally:
+                result.profiles = scenario.profiles
+        else:
+            await measure_memory(scenario, result)
+            step("memory")
+            await measure_cpu(scenario, result)
+            step("cpu")
+            rates = settings.novacore_ramp if name == "novacore" else settings.mqtt_ramp
+            await measure_ramp(scenario, result, rates)
+            step("ramp")
+    step("stopped")
     return result
 
 
 async def measure_scale(scenario: ScaleScenario, result: Result) -> None:
     """Round 1 (first values, memory), round 2, then a reload of the entry (set-up time)."""
     ha, settings = scenario.ha, scenario.settings
-    clock = time.monotonic()
-
-    def step(what: str) -> None:
-        nonlocal clock
-        if VERBOSE:
-            now = time.monotonic()
-            print(f"bench:   {what} {now - clock:.1f} s", file=sys.stderr, flush=True)
-            clock = now
+    step = _stepper()
 
     await scenario.start_publisher()
     step("publisher ready")
@@ -1144,31 +1132,6 @@ async def measure_scale(scenario: ScaleScenario, result: Result) -> None:
     result.unload_s = states["not_loaded"] - unloading
     result.back = done["count"]
     step(f"reload: {result.back} of {done['registered']} registered entities back")
-
-
-async def run_scale_scenario(
-    env: Environment, settings: Settings, name: str, repeat: int
-) -> Result:
-    tag = f"{name}{repeat}"
-    scenario = SCENARIO_TYPES[name](settings, env, tag)
-    assert isinstance(scenario, ScaleScenario)
-    config_dir = copy_template(env.template, env.workdir / tag)
-    ha = bench_process(env.python, config_dir, scenario.extra_yaml())
-    scenario.ha = ha
-    result = Result()
-    gc.collect()
-    gc.disable()
-    try:
-        await scenario.start()
-        await scenario.setup()
-        await measure_scale(scenario, result)
-    finally:
-        await scenario.close()
-        await ha.stop()
-        gc.enable()
-        result.profiles = scenario.profiles
-    _print_log_problems(config_dir, name)
-    return result
 
 
 # --- report ------------------------------------------------------------------------------------

@@ -30,7 +30,6 @@ from .processes import Child
 from .wait import WaitTimeoutError, poll, wait_for
 
 CHROMIUM_FLAGS = (
-    "--headless",
     "--no-sandbox",
     "--disable-gpu",
     "--disable-quic",
@@ -38,6 +37,11 @@ CHROMIUM_FLAGS = (
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+)
+"""Chromium as a root process in a container with no network beyond loopback wants."""
+SCREENSHOT_FLAGS = (
+    "--headless",
+    *CHROMIUM_FLAGS,
     "--hide-scrollbars",
     "--remote-debugging-port=0",
     "--remote-allow-origins=*",
@@ -238,7 +242,7 @@ def _start_chromium(args: argparse.Namespace, profile: Path) -> Child:
         "Chromium",
         [
             find_chromium(args.chromium),
-            *CHROMIUM_FLAGS,
+            *SCREENSHOT_FLAGS,
             f"--user-data-dir={profile}",
             f"--window-size={args.width},{args.height}",
             "about:blank",

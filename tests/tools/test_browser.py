@@ -40,6 +40,7 @@ from simulator.demo import CONFIGURED_INTEGRATIONS, local_time_zone
 from simulator.homeassistant import HomeAssistantProcess
 from simulator.model import SiteModel, run_site
 from simulator.novacore_server import NovacoreServer, private_key_pem
+from simulator.screenshot import CHROMIUM_FLAGS
 from simulator.wait import WaitTimeoutError, poll
 from tests.helpers.repository import INTEGRATION, environment_without_coverage
 
@@ -54,15 +55,6 @@ STEP_TIMEOUT = 90.0
 """Seconds a page step may take (a hang guard: the machine may be busy)."""
 START_TIMEOUT = 300.0
 """Seconds Home Assistant may take to start."""
-CHROMIUM_FLAGS = (
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
 # What a translation key looks like where the frontend shows one instead of its text.
 UNTRANSLATED = re.compile(
     r"\[%key:[^%\]]*%\]"  # a reference left unresolved in a translation file
