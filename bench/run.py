@@ -28,6 +28,7 @@ the reading was sent.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -1377,6 +1378,16 @@ def _targets(
 # --- main --------------------------------------------------------------------------------------
 
 
+def _names(
+    parser: argparse.ArgumentParser, text: str, known: tuple[str, ...], refusal: str
+) -> tuple[str, ...]:
+    """The comma-separated names of `text`; a name not in `known` ends the run with `refusal`."""
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    if unknown := set(names) - set(known):
+        parser.error(f"{refusal}: {', '.join(sorted(unknown))}")
+    return names
+
+
 def parse_args(argv: list[str] | None = None) -> Settings:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -1409,19 +1420,17 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     if args.meters:
         settings.stats_meters = args.meters
     if args.scenarios:
-        names = tuple(name.strip() for name in args.scenarios.split(",") if name.strip())
-        unknown = set(names) - set(SCENARIOS)
-        if unknown:
-            parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
-        settings.scenarios = names
+        settings.scenarios = _names(parser, args.scenarios, SCENARIOS, "unknown scenarios")
     if args.scale_meters:
         settings.scale_meters = args.scale_meters
     settings.scale_recorder = args.scale_recorder
     if args.profile:
-        names = tuple(name.strip() for name in args.profile.split(",") if name.strip())
-        unknown = set(names) - set(SCALE_SCENARIOS)
-        if unknown:
-            parser.error(f"--profile takes {','.join(SCALE_SCENARIOS)}, not {','.join(unknown)}")
+        names = _names(
+            parser,
+            args.profile,
+            SCALE_SCENARIOS,
+            f"--profile takes {','.join(SCALE_SCENARIOS)}, not",
+        )
         if not_run := set(names) - set(settings.scenarios):
             parser.error(f"--profile {','.join(sorted(not_run))}: not among the scenarios run")
         settings.profile = names
