@@ -12,7 +12,7 @@ from typing import Any
 from homeassistant.core import HomeAssistant
 import pytest
 
-from chaos import mqtt, sse, system
+from chaos import bounds, mqtt, sse, system
 from chaos.report import FULL_ENV, ScenarioResult, format_table, save
 from tests.helpers.brokers import Mosquitto
 from tests.helpers.chaos import count_errors, mqtt_setup, sse_setup
@@ -52,6 +52,20 @@ async def test_mqtt(
 ) -> None:
     """An MQTT fault: every reading the protocol guarantees arrives; totals never go back."""
     _finish(await mqtt.SCENARIOS[name](mqtt_setup(hass, mosquitto, FULL)), caplog)
+
+
+async def test_invented_ders(
+    hass: HomeAssistant, novacore: Novacore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stream inventing DER ids and fields: limits hold, memory stays, the site keeps going."""
+    _finish(await bounds.invented_ders(sse_setup(hass, novacore, FULL)), caplog)
+
+
+async def test_invented_meters(
+    hass: HomeAssistant, mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A broker inventing meters and registers: limits hold, memory stays, the meters go on."""
+    _finish(await bounds.invented_meters(mqtt_setup(hass, mosquitto, FULL)), caplog)
 
 
 async def test_system(

@@ -1,0 +1,441 @@
+"""A peer that invents ids without end: limits hold, memory stays put, the entry keeps working.
+
+Each scenario runs in three rounds against a real peer (the Novacore server, mosquitto):
+A. the peer invents ids (DERs and their fields; meters and their registers) up to the entry's
+   limits and a number more beyond them;
+B. it invents as many new ids again, all beyond the limits: allocations are traced
+   (`tracemalloc`) over this round, and what they still hold afterwards in the integration,
+   Home Assistant, aiohttp and paho is the memory the invented ids cost;
+C. the entry's own DER or meters go on reporting, and every reading must show.
+
+What the limits promise is checked exactly: every invented id beyond a limit counted in the
+diagnostics counter, one warning and one repair issue per limit, the registries and the state
+machine the same size after round B as before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+import contextlib
+from datetime import UTC, datetime, timedelta
+import gc
+import logging
+import time
+import tracemalloc
+from typing import Any
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import (
+    device_registry as dr,
+    entity_registry as er,
+    issue_registry as ir,
+)
+
+from custom_components.energy_telemetry.ainsite.descriptions import LAST_READING_DESCRIPTION
+from custom_components.energy_telemetry.const import DOMAIN, LOGGER
+from custom_components.energy_telemetry.issues import (
+    DERS_LIMIT,
+    FIELDS_LIMIT,
+    METERS_LIMIT,
+    REGISTERS_LIMIT,
+    issue_id,
+)
+from simulator.ainsite_publisher import Message, meter_topic, payload_v1, payload_v2
+from simulator.novacore_server import format_event
+from simulator.wait import wait_for
+
+from .harness import SsePusher, expect, record_states
+from .mqtt import (
+    MqttSetup,
+    coordinator_note,
+    mismatched_totals,
+    total_entities,
+)
+from .report import ScenarioResult
+from .sse import DER_ID, LOAD_PROOF_READ_TIMEOUT, POWER, TOTAL, SseSetup, _seq_values, prepare
+
+HELD_LIMIT = 64 * 1024
+"""Bytes round B's allocations may still hold: counters and the like, never a per-id record."""
+TRACED = (
+    tracemalloc.Filter(True, "*/custom_components/energy_telemetry/*"),
+    tracemalloc.Filter(True, "*/homeassistant/*"),
+    tracemalloc.Filter(True, "*/aiohttp/*"),
+    tracemalloc.Filter(True, "*/paho/*"),
+)
+"""Where the memory is counted: the harness, the peers and pytest keep records of their own."""
+WAIT = 300.0
+"""Seconds a round may take to arrive (a hang guard: tracing allocations slows the process)."""
+CHUNK = 500
+"""Invented ids sent in one go."""
+
+
+# --- measuring ----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def traced() -> Iterator[Callable[[], int]]:
+    """Trace allocations in the block; the function returns the bytes they hold now.
+
+    No debug record is made in the block: the test's log capture keeps every record, and the
+    arguments of paho's per-packet debug lines would count as held.
+    """
+    started = not tracemalloc.is_tracing()
+    if started:
+        tracemalloc.start()
+    disabled = logging.root.manager.disable
+    logging.disable(logging.DEBUG)
+
+    def held() -> int:
+        gc.collect()
+        snapshot = tracemalloc.take_snapshot().filter_traces(TRACED)
+        return sum(stat.size for stat in snapshot.statistics("filename"))
+
+    try:
+        yield held
+    finally:
+        logging.disable(disabled)
+        if started:
+            tracemalloc.stop()
+
+
+def footprint(hass: HomeAssistant, entry: ConfigEntry[Any]) -> dict[str, int]:
+    """What the entry has: registry entries, devices, states, and the coordinator's groups."""
+    coordinator = entry.runtime_data
+    return {
+        "entities": len(er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)),
+        "devices": len(dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)),
+        "states": len(hass.states.async_entity_ids()),
+        "groups": len(coordinator.data),
+        "points": sum(len(group.points) for group in coordinator.data.values()),
+    }
+
+
+class _Warnings(logging.Handler):
+    """Collects the integration's warnings about limits."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if " is reached " in message:
+            self.lines.append(message)
+
+
+@contextlib.contextmanager
+def limit_warnings() -> Iterator[list[str]]:
+    """Collect the integration's limit warnings logged in the block."""
+    handler = _Warnings()
+    LOGGER.addHandler(handler)
+    try:
+        yield handler.lines
+    finally:
+        LOGGER.removeHandler(handler)
+
+
+def check_limits(
+    result: ScenarioResult,
+    hass: HomeAssistant,
+    entry: ConfigEntry[Any],
+    dropped: dict[str, int],
+    warnings: list[str],
+) -> None:
+    """Every id beyond a limit counted; one warning and one repair issue per limit."""
+    coordinator = entry.runtime_data
+    issues = ir.async_get(hass)
+    for kind, expected in dropped.items():
+        counted = coordinator.dropped_at_limit[kind]
+        result.check(counted == expected, f"{kind}: {counted} dropped counted, {expected} sent")
+        result.check(
+            issues.async_get_issue(DOMAIN, issue_id(kind, entry)) is not None,
+            f"{kind}: no repair issue",
+        )
+    result.check(
+        len(warnings) == len(dropped),
+        f"{len(warnings)} limit warnings for {len(dropped)} limits: {warnings[:4]}",
+    )
+
+
+def check_memory(
+    result: ScenarioResult,
+    before: dict[str, int],
+    after: dict[str, int],
+    created: tuple[int, int],
+    held: int,
+    invented: str,
+) -> None:
+    """Round B left the entry's size and memory where round A left them."""
+    result.check(before == after, f"the entry grew over round B: {before} -> {after}")
+    result.check(held <= HELD_LIMIT, f"round B still holds {held} bytes (limit {HELD_LIMIT})")
+    count, size = created
+    result.notes.append(
+        f"round A: {count} created up to the limits, {size / 1024:.0f} KiB held"
+        f" ({size / max(count, 1) / 1024:.1f} KiB each); round B: {invented} dropped,"
+        f" {held / 1024:.1f} KiB held (limit {HELD_LIMIT // 1024} KiB); the entry: {after}"
+    )
+
+
+# --- Novacore ---------------------------------------------------------------------------------
+
+
+def _invented_ders(pusher: SsePusher, prefix: str, count: int) -> list[bytes]:
+    """Frames of one PV reading each of `count` DERs nobody listed, CHUNK to a frame list."""
+    frames = [
+        format_event(
+            {
+                "type": "pv",
+                "der_id": f"{prefix}-{index}",
+                "W": 100 + index,
+                "timestamp": pusher.start_ms + index,
+            }
+        )
+        for index in range(count)
+    ]
+    return [b"".join(frames[at : at + CHUNK]) for at in range(0, len(frames), CHUNK)]
+
+
+async def _sse_round(
+    result: ScenarioResult,
+    setup: SseSetup,
+    entry: ConfigEntry[Any],
+    pusher: SsePusher,
+    round_name: str,
+    ders: int,
+    fields: int,
+    dropped: dict[str, int],
+) -> None:
+    """Invent `ders` DER ids and `fields` field names of the entry's meter; wait for the drops."""
+    coordinator = entry.runtime_data
+    for chunk in _invented_ders(pusher, f"der-invented-{round_name}", ders):
+        await setup.server.push_raw(setup.site_id, chunk)
+    await pusher.push_next(**{f"invented_{round_name}_{index}_W": 1 for index in range(fields)})
+
+    def short() -> dict[str, int]:
+        counted = coordinator.dropped_at_limit
+        return {kind: expected - counted[kind] for kind, expected in dropped.items()}
+
+    await expect(
+        result,
+        wait_for(
+            lambda: not any(short().values()),
+            timeout=WAIT,
+            what=lambda: f"round {round_name}: the drops counted (still short {short()})",
+        ),
+    )
+
+
+async def invented_ders(setup: SseSetup) -> ScenarioResult:
+    """The stream invents DER ids and field names without end."""
+    beyond = 1000 if setup.full else 100
+    result = ScenarioResult(
+        "sse_invented_ids",
+        f"the stream invents DER ids and meter fields: up to the limits, then {beyond} DERs and"
+        f" {beyond} fields beyond them, twice",
+    )
+    started = time.monotonic()
+    hass = setup.hass
+    with record_states(hass) as log, limit_warnings() as warnings:
+        entry = await prepare(setup, LOAD_PROOF_READ_TIMEOUT)
+        coordinator = entry.runtime_data
+        pusher = SsePusher(setup.server, setup.site_id, DER_ID)
+        for _ in range(5):
+            await pusher.push_next()
+        await _wait_shown(result, log, pusher.seq)
+        group = coordinator.data[DER_ID]
+        free_ders = coordinator.limits[DERS_LIMIT] - (
+            len(coordinator.data) - (coordinator.home.group is not None)
+        )
+        free_fields = coordinator.limits[FIELDS_LIMIT] - len(group.fields) - len(group.text_fields)
+        dropped = {DERS_LIMIT: beyond, FIELDS_LIMIT: beyond}
+        with traced() as held:
+            before_a = held()
+            size = footprint(hass, entry)
+            await _sse_round(
+                result, setup, entry, pusher, "a", free_ders + beyond, free_fields + beyond, dropped
+            )
+            created = footprint(hass, entry)["points"] - size["points"], held() - before_a
+            before = footprint(hass, entry)
+            before_b = held()
+            dropped = dict.fromkeys(dropped, 2 * beyond)
+            await _sse_round(result, setup, entry, pusher, "b", beyond, beyond, dropped)
+            growth = held() - before_b
+            after = footprint(hass, entry)
+        check_memory(result, before, after, created, growth, f"{beyond} DERs and {beyond} fields")
+        check_limits(result, hass, entry, dropped, warnings)
+        for _ in range(20):  # round C: the entry's own DER goes on
+            await pusher.push_next()
+        await _wait_shown(result, log, pusher.seq)
+        sent, shown = set(pusher.sent), set(_seq_values(log))
+        result.sent = len(sent)
+        result.recorded = len(sent & shown)
+        result.lost = len(sent - shown)
+        result.wrong = len(shown - sent) + len(log.non_numeric)
+        result.backwards = len(log.backwards([TOTAL]))
+        stats = coordinator.stream.stats
+        result.notes.append(
+            f"limits: {coordinator.limits}; dropped {dict(coordinator.dropped_at_limit)};"
+            f" stream: {stats.parse.accepted} events parsed, {stats.disconnects} disconnects"
+        )
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    result.duration_s = time.monotonic() - started
+    return result
+
+
+async def _wait_shown(result: ScenarioResult, log: Any, seq: int) -> None:
+    await expect(
+        result,
+        wait_for(
+            lambda: seq in _seq_values(log),
+            timeout=WAIT,
+            what=lambda: f"reading {seq} of {POWER} shown (last: {_seq_values(log)[-1:]})",
+        ),
+    )
+
+
+# --- Ainsite ----------------------------------------------------------------------------------
+
+
+async def _mqtt_round(
+    result: ScenarioResult,
+    setup: MqttSetup,
+    entry: ConfigEntry[Any],
+    messages: list[Message],
+    round_name: str,
+    dropped: dict[str, int],
+) -> None:
+    """Publish the invented meters' and registers' messages; wait for the drops."""
+    coordinator = entry.runtime_data
+    publisher = setup.publisher()
+    publisher.start()
+    try:
+        publisher.put(messages)
+        await expect(result, publisher.drain(WAIT))
+    finally:
+        await publisher.stop()
+
+    def short() -> dict[str, int]:
+        counted = coordinator.dropped_at_limit
+        return {kind: expected - counted[kind] for kind, expected in dropped.items()}
+
+    await expect(
+        result,
+        wait_for(
+            lambda: not any(short().values()),
+            timeout=WAIT,
+            what=lambda: f"round {round_name}: the drops counted (still short {short()})",
+        ),
+    )
+
+
+def _invented_messages(
+    setup: MqttSetup, round_name: str, meters: int, meter: str, registers: int
+) -> list[Message]:
+    """One reading of each of `meters` new meters, one of each of `registers` new registers."""
+    moment = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    offset = 1000 if round_name == "a" else 100_000
+    messages = [
+        Message(
+            meter_topic(setup.customer_id, setup.subscription_id, f"inv-{round_name}-{index}"),
+            payload_v1(10.0, moment),
+            ("invented", round_name, index),
+        )
+        for index in range(meters)
+    ]
+    messages += [
+        Message(
+            meter_topic(setup.customer_id, setup.subscription_id, meter),
+            payload_v2(offset + index, 1.0, moment - timedelta(minutes=15), moment),
+            ("register", round_name, index),
+        )
+        for index in range(registers)
+    ]
+    return messages
+
+
+async def invented_meters(setup: MqttSetup) -> ScenarioResult:
+    """The broker carries meters and registers nobody has, without end."""
+    hass = setup.hass
+    beyond = 1000 if setup.full else 100
+    result = ScenarioResult(
+        "mqtt_invented_ids",
+        f"the subscription invents meters and registers: up to the limits, then {beyond}"
+        f" meters and {beyond} registers beyond them, twice",
+    )
+    started = time.monotonic()
+    fleet = setup.fleet(3)
+    with record_states(hass) as log, limit_warnings() as warnings:
+        entry = await setup.entry()
+        coordinator = entry.runtime_data
+        if not setup.full:  # the short run: the code path of the real limit, at a tenth of it
+            coordinator.limits[METERS_LIMIT] = 500
+        entities: dict[str, str] = {}
+
+        async def fleet_shown(cycles: int) -> None:
+            nonlocal entities
+            publisher = setup.publisher()
+            publisher.start()
+            publisher.put([message for _ in range(cycles) for message in fleet.cycle()])
+            await expect(result, publisher.drain(WAIT))
+            await publisher.stop()
+            result.sent += publisher.publishes
+
+            def differ() -> list[str]:
+                nonlocal entities
+                entities = total_entities(hass, setup.customer_id, fleet.meters)
+                return mismatched_totals(hass, log, entities, fleet.totals)
+
+            await expect(
+                result,
+                wait_for(
+                    lambda: not differ() and len(entities) == len(fleet.meters),
+                    timeout=WAIT,
+                    what=lambda: f"the fleet's totals shown ({differ()[:3]})",
+                ),
+            )
+
+        await fleet_shown(3)
+        meter = fleet.meters[0]
+        free_meters = coordinator.limits[METERS_LIMIT] - len(coordinator.data)
+        points = coordinator.data[meter].points
+        free_registers = coordinator.limits[REGISTERS_LIMIT] - (
+            len(points) - (LAST_READING_DESCRIPTION.key in points)
+        )
+        dropped = {METERS_LIMIT: beyond, REGISTERS_LIMIT: beyond}
+        round_a = _invented_messages(
+            setup, "a", free_meters + beyond, meter, free_registers + beyond
+        )
+        round_b = _invented_messages(setup, "b", beyond, meter, beyond)
+        with traced() as held:
+            before_a = held()
+            size = footprint(hass, entry)
+            await _mqtt_round(result, setup, entry, round_a, "a", dropped)
+            await hass.async_block_till_done()
+            created = footprint(hass, entry)["points"] - size["points"], held() - before_a
+            before = footprint(hass, entry)
+            before_b = held()
+            dropped = dict.fromkeys(dropped, 2 * beyond)
+            await _mqtt_round(result, setup, entry, round_b, "b", dropped)
+            await hass.async_block_till_done()
+            growth = held() - before_b
+            after = footprint(hass, entry)
+        check_memory(
+            result, before, after, created, growth, f"{beyond} meters and {beyond} registers"
+        )
+        check_limits(result, hass, entry, dropped, warnings)
+        await fleet_shown(5)  # round C: the entry's own meters go on
+        # Every reading of the fleet raises its meter's total: each one shows as a state.
+        result.recorded = sum(len(set(log.values(entity))) for entity in entities.values())
+        result.lost = max(0, result.sent - result.recorded)
+        result.backwards = len(log.backwards(list(entities.values())))
+        result.wrong = len(log.non_numeric) + len(
+            mismatched_totals(hass, log, entities, fleet.totals)
+        )
+        result.notes.append(
+            f"limits: {coordinator.limits}; dropped {dict(coordinator.dropped_at_limit)}"
+        )
+        result.notes.append(coordinator_note(entry))
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    result.duration_s = time.monotonic() - started
+    return result
