@@ -22,3 +22,13 @@ async def start_flow(hass: HomeAssistant, service: str) -> dict[str, Any]:
     assert result["type"] is FlowResultType.FORM, result
     assert result["step_id"] == service
     return dict(result)
+
+
+async def open_options_step(hass: HomeAssistant, entry: Any, step: str) -> dict[str, Any]:
+    """Configure -> `step` in the options menu, as a user does: the step's form (or abort)."""
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert result["type"] is FlowResultType.MENU, result
+    assert step in result["menu_options"]
+    return dict(
+        await hass.config_entries.options.async_configure(result["flow_id"], {"next_step_id": step})
+    )

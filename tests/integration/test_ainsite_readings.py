@@ -11,6 +11,7 @@ from homeassistant.data_entry_flow import FlowResultType
 from simulator.ainsite_publisher import payload_v1, payload_v2
 from tests.helpers.ainsite import ENERGY, at, setup_ainsite, topic
 from tests.helpers.entities import first_states, number, record_states
+from tests.helpers.flows import open_options_step
 from tests.helpers.waiting import wait_for
 
 
@@ -157,9 +158,7 @@ async def test_new_meter_mid_stream_and_register_mapping(
     assert hass.states.get("sensor.meter_mtr_9_last_reading") is not None
 
     options = hass.config_entries.options
-    result = await options.async_init(entry.entry_id)
-    assert result["type"] is FlowResultType.MENU
-    result = await options.async_configure(result["flow_id"], {"next_step_id": "registers"})
+    result = await open_options_step(hass, entry, "registers")
     assert result["step_id"] == "registers"
     result = await options.async_configure(result["flow_id"], {"register": "12"})
     assert result["step_id"] == "register"
@@ -184,10 +183,7 @@ async def test_new_meter_mid_stream_and_register_mapping(
 async def test_options_without_registers_abort(hass: HomeAssistant, mosquitto: Any) -> None:
     """Before any reading, there is nothing to map."""
     entry = await setup_ainsite(hass, mosquitto)
-    result = await hass.config_entries.options.async_init(entry.entry_id)
-    result = await hass.config_entries.options.async_configure(
-        result["flow_id"], {"next_step_id": "registers"}
-    )
+    result = await open_options_step(hass, entry, "registers")
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "no_registers"
     assert await hass.config_entries.async_unload(entry.entry_id)

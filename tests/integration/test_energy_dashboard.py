@@ -21,6 +21,7 @@ import pytest
 from custom_components.energy_telemetry.compat import energy_keys, energy_unified_grid
 from simulator.ainsite_publisher import payload_v1
 from tests.helpers.ainsite import at, setup_ainsite, topic
+from tests.helpers.flows import open_options_step
 from tests.helpers.novacore import send, setup_fast
 from tests.helpers.recorder import Hold, compile_short_term, importer_of
 from tests.helpers.site import READINGS, SITE_ID, Novacore
@@ -63,12 +64,7 @@ async def site(hass: HomeAssistant, novacore: Novacore) -> Any:
 
 async def open_step(hass: HomeAssistant, entry: Any) -> dict[str, Any]:
     """Configure -> Energy dashboard, as a user does."""
-    result = await hass.config_entries.options.async_init(entry.entry_id)
-    assert result["type"] is FlowResultType.MENU
-    assert "energy_dashboard" in result["menu_options"]
-    return await hass.config_entries.options.async_configure(
-        result["flow_id"], {"next_step_id": "energy_dashboard"}
-    )
+    return await open_options_step(hass, entry, "energy_dashboard")
 
 
 def defaults(result: dict[str, Any]) -> dict[str, Any]:

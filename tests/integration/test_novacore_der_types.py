@@ -3,6 +3,7 @@ Home Assistant; how readings without a DER id find their DER; the wire factor of
 
 from __future__ import annotations
 
+import json
 import logging
 
 from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN
@@ -13,6 +14,7 @@ import pytest
 from custom_components.energy_telemetry.const import DOMAIN
 from custom_components.energy_telemetry.novacore.coordinator import NovacoreGroup
 from tests.helpers.novacore import der_number, der_state, devices_of, send, setup_fast
+from tests.helpers.repository import INTEGRATION
 from tests.helpers.site import EV, INVERTER, SITE_ID, TS, Novacore
 
 # --- EV charger ---------------------------------------------------------------------------------
@@ -51,17 +53,13 @@ async def test_ev_charger(hass: HomeAssistant, novacore: Novacore) -> None:
     status = der_state(hass, der, "status")
     assert status.state == "charging"
     assert status.attributes["device_class"] == "enum"
-    assert status.attributes["options"] == [
-        "charging",
-        "discharging",
-        "sleeping",
-        "error",
-        "not_ready",
-        "suspended",
-        "available",
-        "preparing",
-        "idle",
-    ]
+    # Every option has a text, in the translation's order; Sourceful's "unavailable" is not one
+    # (Home Assistant reserves it): it shows as "not_ready".
+    strings = json.loads((INTEGRATION / "strings.json").read_text(encoding="utf-8"))
+    states = strings["entity"]["sensor"]["ev_status"]["state"]
+    assert status.attributes["options"] == list(states)
+    assert "not_ready" in states
+    assert "unavailable" not in states
     assert status.attributes["friendly_name"] == "garage-charger Status"
     plug = der_state(hass, der, "plug_connected", "binary_sensor")
     assert plug.state == "on"

@@ -31,7 +31,7 @@ from pathlib import Path
 import re
 import shutil
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 import pytest
@@ -216,10 +216,8 @@ class Browser:
             )
         except Exception as err:  # Playwright's TimeoutError, or the page went away
             text = await self.text()
-            shot = await self.screenshot(what)
-            pytest.fail(
-                f"{what}: the page does not show {[n for n in needles if n not in text]}"
-                f" ({type(err).__name__}); it shows: {text[:2000]!r}; screenshot {shot}"
+            await self.fail(
+                what, f"the page does not show {[n for n in needles if n not in text]}", err
             )
         text = await self.text()
         self.seen.append(what)
@@ -236,6 +234,15 @@ class Browser:
             )
         return text
 
+    async def fail(self, what: str, problem: str, err: Exception) -> NoReturn:
+        """Fail the step `what`: the problem, the error, what the page shows, a screenshot."""
+        text = await self.text()
+        shot = await self.screenshot(what)
+        pytest.fail(
+            f"{what}: {problem} ({type(err).__name__}: {str(err)[:300]});"
+            f" the page shows: {text[:2000]!r}; screenshot {shot}"
+        )
+
     async def screenshot(self, what: str) -> Path:
         """Save a screenshot for a failure message."""
         path = (
@@ -251,24 +258,14 @@ class Browser:
         try:
             await (locator.check() if check else locator.click())
         except Exception as err:  # Playwright's TimeoutError, or the page went away
-            text = await self.text()
-            shot = await self.screenshot(what)
-            pytest.fail(
-                f"{what}: cannot click {locator} ({type(err).__name__}: {str(err)[:300]});"
-                f" the page shows: {text[:2000]!r}; screenshot {shot}"
-            )
+            await self.fail(what, f"cannot click {locator}", err)
 
     async def fill(self, what: str, locator: Any, value: str) -> None:
         """Type a value into what a locator finds; fail saying what the page showed."""
         try:
             await locator.fill(value)
         except Exception as err:  # Playwright's TimeoutError, or the page went away
-            text = await self.text()
-            shot = await self.screenshot(what)
-            pytest.fail(
-                f"{what}: cannot fill {locator} ({type(err).__name__}: {str(err)[:300]});"
-                f" the page shows: {text[:2000]!r}; screenshot {shot}"
-            )
+            await self.fail(what, f"cannot fill {locator}", err)
 
     async def dialog_step(self, what: str, *keys: str, extra: Iterable[str] = ()) -> str:
         """Check a flow step: the integration's texts of keys, in the user's language."""
