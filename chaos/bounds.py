@@ -15,8 +15,9 @@ machine the same size after round B as before it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 import contextlib
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 import gc
 import logging
@@ -191,22 +192,79 @@ def check_limits(
     )
 
 
-def check_memory(
-    result: ScenarioResult,
-    before: dict[str, int],
-    after: dict[str, int],
-    created: tuple[int, int],
-    held: int,
-    invented: str,
-    grown: list[str],
+async def drops_counted(
+    result: ScenarioResult, entry: ConfigEntry[Any], round_name: str, dropped: dict[str, int]
 ) -> None:
+    """Wait until the entry has counted `dropped` (by limit) in its diagnostics."""
+    counted = entry.runtime_data.dropped_at_limit
+
+    def short() -> dict[str, int]:
+        return {kind: expected - counted[kind] for kind, expected in dropped.items()}
+
+    await expect(
+        result,
+        wait_for(
+            lambda: not any(short().values()),
+            timeout=WAIT,
+            what=lambda: f"round {round_name}: the drops counted (still short {short()})",
+        ),
+    )
+
+
+@dataclass(slots=True)
+class Rounds:
+    """What rounds A and B did to the entry and to the memory held."""
+
+    before: dict[str, int]
+    """The entry after round A."""
+    after: dict[str, int]
+    """The entry after round B."""
+    created: int
+    """Points round A created."""
+    created_held: int
+    """Bytes round A's allocations hold."""
+    held: int
+    """Bytes round B's allocations hold (less what it freed)."""
+    grown: list[str]
+    """Where round B's memory grew most."""
+
+
+async def two_rounds(
+    hass: HomeAssistant,
+    entry: ConfigEntry[Any],
+    round_a: Callable[[], Awaitable[None]],
+    round_b: Callable[[], Awaitable[None]],
+) -> Rounds:
+    """Run round A (up to the limits and beyond), then round B (beyond only), traced."""
+    with traced() as tracer:
+        start = tracer.held()
+        size = footprint(hass, entry)["points"]
+        await round_a()
+        await settle(hass)
+        before = footprint(hass, entry)
+        after_a = tracer.held()
+        await round_b()
+        await settle(hass)
+        held = tracer.held() - after_a
+        return Rounds(
+            before,
+            footprint(hass, entry),
+            before["points"] - size,
+            after_a - start,
+            held,
+            tracer.grown(),
+        )
+
+
+def check_memory(result: ScenarioResult, rounds: Rounds, invented: str) -> None:
     """Round B left the entry's size and memory where round A left them."""
+    before, after, held = rounds.before, rounds.after, rounds.held
     result.check(before == after, f"the entry grew over round B: {before} -> {after}")
     result.check(
         held <= HELD_LIMIT,
-        f"round B still holds {held} bytes (limit {HELD_LIMIT}); grown most: {grown}",
+        f"round B still holds {held} bytes (limit {HELD_LIMIT}); grown most: {rounds.grown}",
     )
-    count, size = created
+    count, size = rounds.created, rounds.created_held
     result.notes.append(
         f"round A: {count} created up to the limits, {size / 1024:.0f} KiB held"
         f" ({size / max(count, 1) / 1024:.1f} KiB each); round B: {invented} dropped,"
@@ -244,23 +302,10 @@ async def _sse_round(
     dropped: dict[str, int],
 ) -> None:
     """Invent `ders` DER ids and `fields` field names of the entry's meter; wait for the drops."""
-    coordinator = entry.runtime_data
     for chunk in _invented_ders(pusher, f"der-invented-{round_name}", ders):
         await setup.server.push_raw(setup.site_id, chunk)
     await pusher.push_next(**{f"invented_{round_name}_{index}_W": 1 for index in range(fields)})
-
-    def short() -> dict[str, int]:
-        counted = coordinator.dropped_at_limit
-        return {kind: expected - counted[kind] for kind, expected in dropped.items()}
-
-    await expect(
-        result,
-        wait_for(
-            lambda: not any(short().values()),
-            timeout=WAIT,
-            what=lambda: f"round {round_name}: the drops counted (still short {short()})",
-        ),
-    )
+    await drops_counted(result, entry, round_name, dropped)
 
 
 async def invented_ders(setup: SseSetup) -> ScenarioResult:
@@ -286,25 +331,17 @@ async def invented_ders(setup: SseSetup) -> ScenarioResult:
         )
         free_fields = coordinator.limits[FIELDS_LIMIT] - len(group.fields) - len(group.text_fields)
         dropped = {DERS_LIMIT: beyond, FIELDS_LIMIT: beyond}
-        with traced() as tracer:
-            before_a = tracer.held()
-            size = footprint(hass, entry)
-            await _sse_round(
+        twice = dict.fromkeys(dropped, 2 * beyond)
+        rounds = await two_rounds(
+            hass,
+            entry,
+            lambda: _sse_round(
                 result, setup, entry, pusher, "a", free_ders + beyond, free_fields + beyond, dropped
-            )
-            await settle(hass)
-            created = footprint(hass, entry)["points"] - size["points"], tracer.held() - before_a
-            before = footprint(hass, entry)
-            before_b = tracer.held()
-            dropped = dict.fromkeys(dropped, 2 * beyond)
-            await _sse_round(result, setup, entry, pusher, "b", beyond, beyond, dropped)
-            await settle(hass)
-            growth = tracer.held() - before_b
-            grown = tracer.grown()
-            after = footprint(hass, entry)
-        check_memory(
-            result, before, after, created, growth, f"{beyond} DERs and {beyond} fields", grown
+            ),
+            lambda: _sse_round(result, setup, entry, pusher, "b", beyond, beyond, twice),
         )
+        dropped = twice
+        check_memory(result, rounds, f"{beyond} DERs and {beyond} fields")
         check_limits(result, hass, entry, dropped, warnings)
         for _ in range(20):  # round C: the entry's own DER goes on
             await pusher.push_next()
@@ -348,7 +385,6 @@ async def _mqtt_round(
     dropped: dict[str, int],
 ) -> None:
     """Publish the invented meters' and registers' messages; wait for the drops."""
-    coordinator = entry.runtime_data
     publisher = setup.publisher()
     publisher.start()
     try:
@@ -356,19 +392,7 @@ async def _mqtt_round(
         await expect(result, publisher.drain(WAIT))
     finally:
         await publisher.stop()
-
-    def short() -> dict[str, int]:
-        counted = coordinator.dropped_at_limit
-        return {kind: expected - counted[kind] for kind, expected in dropped.items()}
-
-    await expect(
-        result,
-        wait_for(
-            lambda: not any(short().values()),
-            timeout=WAIT,
-            what=lambda: f"round {round_name}: the drops counted (still short {short()})",
-        ),
-    )
+    await drops_counted(result, entry, round_name, dropped)
 
 
 def _invented_messages(
@@ -449,23 +473,15 @@ async def invented_meters(setup: MqttSetup) -> ScenarioResult:
             setup, "a", free_meters + beyond, meter, free_registers + beyond
         )
         round_b = _invented_messages(setup, "b", beyond, meter, beyond)
-        with traced() as tracer:
-            before_a = tracer.held()
-            size = footprint(hass, entry)
-            await _mqtt_round(result, setup, entry, round_a, "a", dropped)
-            await settle(hass)
-            created = footprint(hass, entry)["points"] - size["points"], tracer.held() - before_a
-            before = footprint(hass, entry)
-            before_b = tracer.held()
-            dropped = dict.fromkeys(dropped, 2 * beyond)
-            await _mqtt_round(result, setup, entry, round_b, "b", dropped)
-            await settle(hass)
-            growth = tracer.held() - before_b
-            grown = tracer.grown()
-            after = footprint(hass, entry)
-        check_memory(
-            result, before, after, created, growth, f"{beyond} meters and {beyond} registers", grown
+        twice = dict.fromkeys(dropped, 2 * beyond)
+        rounds = await two_rounds(
+            hass,
+            entry,
+            lambda: _mqtt_round(result, setup, entry, round_a, "a", dropped),
+            lambda: _mqtt_round(result, setup, entry, round_b, "b", twice),
         )
+        dropped = twice
+        check_memory(result, rounds, f"{beyond} meters and {beyond} registers")
         check_limits(result, hass, entry, dropped, warnings)
         await fleet_shown(5)  # round C: the entry's own meters go on
         # Every reading of the fleet raises its meter's total: each one shows as a state.
