@@ -272,6 +272,15 @@ def check_memory(result: ScenarioResult, rounds: Rounds, invented: str) -> None:
     )
 
 
+def _scenario(
+    name: str, peer: str, ids: str, setup: SseSetup | MqttSetup
+) -> tuple[ScenarioResult, int]:
+    """The scenario's result row, and how many ids of each kind it invents beyond the limits."""
+    beyond = 1000 if setup.full else 100
+    fault = f"{peer} invents {ids}: up to the limits, then {beyond} of each beyond them, twice"
+    return ScenarioResult(name, fault), beyond
+
+
 # --- Novacore ---------------------------------------------------------------------------------
 
 
@@ -310,12 +319,7 @@ async def _sse_round(
 
 async def invented_ders(setup: SseSetup) -> ScenarioResult:
     """The stream invents DER ids and field names without end."""
-    beyond = 1000 if setup.full else 100
-    result = ScenarioResult(
-        "sse_invented_ids",
-        f"the stream invents DER ids and meter fields: up to the limits, then {beyond} DERs and"
-        f" {beyond} fields beyond them, twice",
-    )
+    result, beyond = _scenario("sse_invented_ids", "the stream", "DER ids and meter fields", setup)
     started = time.monotonic()
     hass = setup.hass
     with record_states(hass) as log, limit_warnings() as warnings:
@@ -423,11 +427,8 @@ def _invented_messages(
 async def invented_meters(setup: MqttSetup) -> ScenarioResult:
     """The broker carries meters and registers nobody has, without end."""
     hass = setup.hass
-    beyond = 1000 if setup.full else 100
-    result = ScenarioResult(
-        "mqtt_invented_ids",
-        f"the subscription invents meters and registers: up to the limits, then {beyond}"
-        f" meters and {beyond} registers beyond them, twice",
+    result, beyond = _scenario(
+        "mqtt_invented_ids", "the subscription", "meters and registers", setup
     )
     started = time.monotonic()
     fleet = setup.fleet(3)
