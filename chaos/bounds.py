@@ -122,15 +122,26 @@ def traced() -> Iterator[Tracer]:
             tracemalloc.stop()
 
 
-async def settle(hass: HomeAssistant) -> None:
-    """Finish what round A left pending: tasks, and the registries' delayed writes.
+async def settle(hass: HomeAssistant, entry: ConfigEntry[Any]) -> None:
+    """Finish what a round left pending: tasks, and the delayed writes it asked for.
 
-    A registry's write caches each entry's JSON on the entry (once per entry); delayed by ten
-    seconds, it would otherwise fall into round B when round A is large.
+    A delayed write (ten seconds) makes its document anew: the registries cache each entry's
+    JSON on the entry, the entry's own store keeps the document it wrote. Written late, they
+    would count in the next round although the round before asked for them.
     """
     await hass.async_block_till_done()
-    for registry in (er.async_get(hass), dr.async_get(hass), ir.async_get(hass)):
-        await flush_store(registry._store)  # noqa: SLF001
+    coordinator = entry.runtime_data
+    stores = [
+        registry._store  # noqa: SLF001
+        for registry in (er.async_get(hass), dr.async_get(hass), ir.async_get(hass))
+    ]
+    if (entry_store := getattr(coordinator, "store", None)) is not None:
+        stores.append(entry_store._store)  # noqa: SLF001
+    if coordinator.statistics is not None:
+        stores.append(coordinator.statistics._store)  # noqa: SLF001
+    for store in stores:
+        await flush_store(store)
+    await hass.async_block_till_done()
 
 
 def footprint(hass: HomeAssistant, entry: ConfigEntry[Any]) -> dict[str, int]:
@@ -240,11 +251,11 @@ async def two_rounds(
         start = tracer.held()
         size = footprint(hass, entry)["points"]
         await round_a()
-        await settle(hass)
+        await settle(hass, entry)
         before = footprint(hass, entry)
         after_a = tracer.held()
         await round_b()
-        await settle(hass)
+        await settle(hass, entry)
         held = tracer.held() - after_a
         return Rounds(
             before,
