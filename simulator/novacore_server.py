@@ -48,6 +48,11 @@ from .wire import DOCUMENTED, LEGACY, WIRES, device_sn_of, to_legacy
 if TYPE_CHECKING:
     from types import TracebackType
 
+IDENTITY_KEY: Any = (
+    web.RequestKey("identity_id", str) if hasattr(web, "RequestKey") else "identity_id"
+)
+"""Where a request keeps the identity it authenticated as (a typed key where aiohttp has them)."""
+
 _LOGGER = logging.getLogger(__name__)
 
 REPLAY_BUFFER_SIZE = 1000
@@ -736,7 +741,7 @@ class NovacoreServer:
             return injected
         try:
             if not request.path.startswith("/auth/"):
-                request["identity_id"] = self._authenticate(request)
+                request[IDENTITY_KEY] = self._authenticate(request)
             return await handler(request)
         except _RequestError as err:
             return _error(err.status, err.message)
@@ -770,7 +775,7 @@ class NovacoreServer:
         site = self._sites.get(request.match_info["site_id"])
         if site is None:
             raise _RequestError(404, "site not found")
-        if site.identities is not None and request["identity_id"] not in site.identities:
+        if site.identities is not None and request[IDENTITY_KEY] not in site.identities:
             raise _RequestError(403, "no access to this site")
         return site
 
@@ -823,7 +828,7 @@ class NovacoreServer:
         )
 
     async def _handle_sites(self, request: web.Request) -> web.StreamResponse:
-        identity_id = request["identity_id"]
+        identity_id = request[IDENTITY_KEY]
         org_id = request.query.get("org_id")
         return web.json_response(
             [
@@ -846,7 +851,7 @@ class NovacoreServer:
         last_event_id = request.headers.get("Last-Event-ID")
         self.stream_connects += 1
         self.last_event_ids.append(last_event_id)
-        stream = _Stream(site.id, request["identity_id"], request)
+        stream = _Stream(site.id, request[IDENTITY_KEY], request)
         # Registering and taking the replay happen without a pause: no event is lost.
         site.streams.append(stream)
         replay = _replay_after(site, last_event_id)
