@@ -400,6 +400,12 @@ async def _mqtt_round(
     dropped: dict[str, int],
 ) -> None:
     """Publish the invented meters' and registers' messages; wait for the drops."""
+    await _publish(result, setup, messages)
+    await drops_counted(result, entry, round_name, dropped)
+
+
+async def _publish(result: ScenarioResult, setup: MqttSetup, messages: list[Message]) -> int:
+    """Publish through the upstream service until the broker has every message; return how many."""
     publisher = setup.publisher()
     publisher.start()
     try:
@@ -407,7 +413,7 @@ async def _mqtt_round(
         await expect(result, publisher.drain(WAIT))
     finally:
         await publisher.stop()
-    await drops_counted(result, entry, round_name, dropped)
+    return publisher.publishes
 
 
 def _invented_messages(
@@ -452,12 +458,8 @@ async def invented_meters(setup: MqttSetup) -> ScenarioResult:
 
         async def fleet_shown(cycles: int) -> None:
             nonlocal entities
-            publisher = setup.publisher()
-            publisher.start()
-            publisher.put([message for _ in range(cycles) for message in fleet.cycle()])
-            await expect(result, publisher.drain(WAIT))
-            await publisher.stop()
-            result.sent += publisher.publishes
+            messages = [message for _ in range(cycles) for message in fleet.cycle()]
+            result.sent += await _publish(result, setup, messages)
 
             def differ() -> list[str]:
                 nonlocal entities
